@@ -48,6 +48,9 @@ def temperatures(z: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
         exponent = torch.where(batch.edt_theta == 0, 0.0, batch.edt_theta / h)
         t_edt = batch.edt_t0 * torch.pow(batch.edt_n, exponent)
         t = torch.where(batch.edt_on, t_edt, t)
+        # N > 1 at (near-)zero entropy overflows T to +inf; -inf / inf would be NaN and
+        # blank the whole row, so cap T at the largest finite value (the same limit: uniform).
+        t = torch.clamp(t, max=torch.finfo(t.dtype).max)
     return t
 
 
@@ -108,7 +111,7 @@ def kth_largest(z: torch.Tensor, k: torch.Tensor, zmax: torch.Tensor) -> torch.T
 
 def top_p_threshold(z: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
     """Logit of the token whose cumulative mass first reaches top_p (descending order)."""
-    out = torch.full((z.shape[0],), NEG_INF, device=z.device)
+    out = torch.full((z.shape[0],), NEG_INF, dtype=z.dtype, device=z.device)
     active = batch.top_p < 1.0
     if not bool(active.any()):
         return out

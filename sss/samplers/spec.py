@@ -91,7 +91,11 @@ class CalibratedEpsilon:
         """The equivalent epsilon-sampling threshold (c / 10**a) ** (1 / b)."""
         if self.c == 0:
             return 0.0
-        return (self.c / 10.0**self.a) ** (1.0 / self.b)
+        # in log10 space: (c / 10**a) ** (1 / b) overflows (OverflowError) for e.g. a = -10, b = 0.01
+        try:
+            return 10.0 ** ((math.log10(self.c) - self.a) / self.b)
+        except OverflowError:  # above 1: only the argmax is kept
+            return math.inf
 
 
 @dataclass(frozen=True)

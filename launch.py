@@ -1,0 +1,30 @@
+"""sss: the single entrypoint. `python launch.py [overrides]`; see README.md."""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    from sss.config import ConfigError, validate
+    from sss.samplers import SamplerConfigError
+
+    # Validation comes first: a bad value stops here, before any model loads.
+    try:
+        settings = validate(cfg)
+    except (ConfigError, SamplerConfigError) as exc:
+        # SystemExit passes through Hydra's error handler: one clear line, exit status 2.
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+    from sss.jobs import run
+
+    run(settings)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""lm-eval integration: registered model classes, task YAMLs, scoring, run records."""

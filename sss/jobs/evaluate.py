@@ -1,0 +1,104 @@
+"""`job=evaluate`: one (task, model, sampler, seed) through lm-eval into a run directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sss.config import RunSettings
+from sss.runs.layout import RunDir, run_dir_for, sampler_name, write_atomic, write_json
+from sss.runs.manifest import Manifest
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(settings: RunSettings) -> RunDir:
+    config, spec = settings.config, settings.spec
+    run = run_dir_for(config, spec)
+    if run.is_done() and not config.get("force"):
+        print(f"skipped: {run.path} is DONE (force=true redoes it)")
+        print_results(json.loads(run.metrics.read_text()))
+        return run
+
+    # A partial run from an earlier attempt is redone from scratch.
+    run.path.mkdir(parents=True, exist_ok=True)
+    run.done.unlink(missing_ok=True)
+    write_atomic(run.config, yaml.safe_dump(config, sort_keys=False))
+    manifest = Manifest({
+        "task": config["task"]["name"], "model": config["model"]["name"],
+        "sampler": sampler_name(spec), "sampler_params": spec.enabled(), "seed": settings.seed,
+        "job": config["job"]["name"],
+    })
+    write_json(run.manifest, manifest.data)
+    print(f"run directory: {run.path}")
+    try:
+        metrics = _evaluate(settings, run, manifest)
+    except BaseException as exc:
+        write_json(run.manifest, manifest.finish(
+            "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+        raise
+    write_json(run.manifest, manifest.finish("done"))
+    run.mark_done()
+    print_results(metrics)
+    return run
+
+
+def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[str, Any]:
+    config, spec = settings.config, settings.spec
+    task_cfg, model_cfg = config["task"], config["model"]
+
+    t = time.perf_counter()
+    from sss.models import resolve_model_path
+    from sss.models.embedded import cache_root
+    from sss.evaluation.tasks import TASKS, task_yaml, write_task_yaml
+
+    adapter = TASKS[task_cfg["name"]]
+    task_file = write_task_yaml(run.path / "lm_eval_task.yaml",
+                                task_yaml(adapter, task_cfg, cache_root()))
+    model_path = resolve_model_path(model_cfg["path"])
+    manifest.phase("prepare", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from sss.evaluation import lm as _registers_models  # noqa: F401  (@register_model)
+
+    lm = lm_eval.api.registry.get_model(f"sss-{model_cfg['engine']}")(
+        pretrained=model_path, sampler=spec, seed=settings.seed,
+        batch_size=model_cfg["batch_size"], dtype=model_cfg["dtype"], device=model_cfg["device"],
+        trust_remote_code=model_cfg["trust_remote_code"])
+    manifest.phase("load_model", time.perf_counter() - t)
+
+    t = time.perf_counter()
+    results = lm_eval.simple_evaluate(
+        model=lm, tasks=[str(task_file)], task_manager=TaskManager(), limit=task_cfg["limit"],
+        log_samples=True, apply_chat_template=task_cfg["chat_template"],
+        random_seed=settings.seed, numpy_random_seed=settings.seed,
+        torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
+    )
+    manifest.phase("evaluate", time.perf_counter() - t)
+
+    from sss.evaluation.records import metrics_record, samples_table
+
+    samples = samples_table(results["samples"][adapter.lm_eval_task], adapter, lm.records)
+    samples.to_parquet(run.samples, index=False)
+    metrics = metrics_record(results, adapter, samples, config)
+    write_json(run.metrics, metrics)
+    return metrics
+
+
+def print_results(metrics: dict[str, Any]) -> None:
+    print()
+    print(f"{'task':<10} {'model':<26} {'sampler':<30} {'metric':<16} {'value':>7}")
+    for name, value in metrics["metrics"].items():
+        print(f"{metrics['task']:<10} {metrics['model']:<26} {metrics['sampler']:<30} "
+              f"{name:<16} {value:>7.4f}")
+    print(f"({metrics['n_docs']} documents x {metrics['repeats']} repeats)")

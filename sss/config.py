@@ -48,11 +48,12 @@ def _int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
 def validate(cfg: DictConfig) -> RunSettings:
     """Validate a composed config; raise ConfigError (or SamplerConfigError) on the first problem."""
     try:
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        # Hydra's own node (present when composed with return_hydra_config) is not ours to check.
+        ours = OmegaConf.masked_copy(cfg, [key for key in cfg if key != "hydra"])
+        plain = OmegaConf.to_container(ours, resolve=True)
     except Exception as exc:  # interpolation errors and missing values
         raise ConfigError(f"the config does not resolve: {exc}") from exc
     assert isinstance(plain, dict)
-    plain.pop("hydra", None)
 
     job = plain.get("job", {}).get("name")
     if job not in JOBS:

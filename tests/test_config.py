@@ -126,3 +126,17 @@ def test_unknown_sampler_parameter_is_rejected(tmp_path):
     result = launch("sampler.min_pp=0.1", f"output_root={tmp_path}")
     assert result.returncode != 0
     assert "min_pp" in result.stderr
+
+
+def test_named_sweeps_compose_with_their_grid():
+    from launch import register_named_sweeps
+
+    register_named_sweeps()
+    names = sorted(p.stem for p in (ROOT / "sweeps").glob("*.yaml"))
+    assert "min_p_grid" in names
+    for name in names:
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=[f"sweep={name}"], return_hydra_config=True)
+        assert cfg.hydra.sweeper.params, name
+        validate(cfg)
+    assert cfg.sampler.min_p == 0.1 and "0.02" in cfg.hydra.sweeper.params["sampler.min_p"]

@@ -2,10 +2,11 @@
 """Time `sss.samplers.process_logits` per sampler rule against a one-pass floor.
 
 For each batch size B and each rule (one `SamplerSpec` per rule, plus a stack and
-a mixed batch), the script times a full ``process_logits(logits, spec)`` call and
+a mixed batch), the script times a full ``process_logits(logits, spec)`` call,
 ``apply_rules(logits, batch)`` with the `SamplerBatch` built beforehand (what an
-engine that caches the batch pays). The floor is ``logits.amax(-1)``: one read of
-the logits, re-timed in the same process on the same tensor just before each case.
+engine that caches the batch pays) and ``SamplerBatch.from_specs`` alone. The floor
+is ``logits.amax(-1)``: one read of the logits, re-timed in the same process on the
+same tensor just before each case.
 
 Timing: ``--warmup`` untimed calls, then up to ``--repeats`` timed calls, each
 bracketed by ``torch.cuda.synchronize()`` on GPU and timed with a wall clock
@@ -208,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rules", default=None, help="comma-separated subset of rule names (default: all)")
     ap.add_argument("--no-apply-rules", action="store_true", help="skip the apply_rules (prebuilt batch) timing")
+    ap.add_argument("--no-from-specs", action="store_true", help="skip the SamplerBatch.from_specs timing")
+    ap.add_argument("--label", default=None, help="free text stored in the JSON meta (e.g. which code was measured)")
     ap.add_argument("--out", default=None,
                     help="JSON path; a .csv and a .md are written beside it "
                          "(default benchmarks/results/process_logits_<device>_<date>.json)")
@@ -246,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "timing": ("wall clock per call, torch.cuda.synchronize() before and after each call; median"
                    if gpu else "wall clock per call (time.perf_counter); median"),
         "floor": "logits.amax(-1), re-timed (same warmup/repeats) just before each case",
+        "label": args.label,
     })
     desc = meta.get("gpu") or meta["cpu"]
     print(f"# process_logits benchmark: {device.type} ({desc}), torch {meta['torch']}, "
@@ -270,20 +274,26 @@ def main(argv: list[str] | None = None) -> int:
             floor_ms = statistics.median(floor_t) * 1e3
             t = measure(lambda: process_logits(logits, spec), warmup, repeats, args.min_repeats, budget)
             ms = statistics.median(t) * 1e3
-            apply_ms = None
+            apply_ms = build_ms = None
+            specs = [spec] * b if isinstance(spec, SamplerSpec) else spec
+            if not args.no_from_specs:
+                tb = measure(lambda: SamplerBatch.from_specs(specs, device=device), warmup, repeats,
+                             args.min_repeats, budget)
+                build_ms = statistics.median(tb) * 1e3
             if not args.no_apply_rules:
-                specs = [spec] * b if isinstance(spec, SamplerSpec) else spec
                 sb = SamplerBatch.from_specs(specs, device=device)
                 ta = measure(lambda: apply_rules(logits, sb), warmup, repeats, args.min_repeats, budget)
                 apply_ms = statistics.median(ta) * 1e3
             syncs = count_syncs(lambda: process_logits(logits, spec)) if gpu else None
             apply_syncs = count_syncs(lambda: apply_rules(logits, sb)) if gpu and apply_ms is not None else None
             row = dict(rule=name, batch=b, median_ms=ms, floor_ms=floor_ms, ratio=ms / floor_ms,
-                       min_ms=min(t) * 1e3, apply_rules_ms=apply_ms, kept_median=kept_median, n=len(t),
+                       min_ms=min(t) * 1e3, apply_rules_ms=apply_ms, from_specs_ms=build_ms,
+                       kept_median=kept_median, n=len(t),
                        floor_n=len(floor_t), syncs=syncs, apply_rules_syncs=apply_syncs)
             results.append(row)
             print(f"B={b:4d}  {name:30s} {ms:9.4f} ms  floor {floor_ms:8.4f} ms  x{ms / floor_ms:7.1f}"
                   + (f"  apply_rules {apply_ms:9.4f} ms" if apply_ms is not None else "")
+                  + (f"  from_specs {build_ms:8.4f} ms" if build_ms is not None else "")
                   + f"  kept {kept_median:g}  n={len(t)}"
                   + (f"  syncs={syncs}/{apply_syncs}" if syncs is not None else ""),
                   flush=True)
@@ -318,15 +328,17 @@ def markdown(meta: dict, results: list[dict], gpu: bool) -> str:
     lines = [
         f"Device: {dev}; host CPU {meta['cpu']} ({meta['cpu_count']} cores); torch {meta['torch']}; "
         f"{meta['date_utc']}; V = {meta['vocab']}, float32, logits {meta['logits']}; "
-        f"load average (1/5/15 min) {meta.get('loadavg_at_start')} at start, {meta.get('loadavg_at_end')} at end.",
+        f"load average (1/5/15 min) {meta.get('loadavg_at_start')} at start, {meta.get('loadavg_at_end')} at end."
+        + (f" Label: {meta['label']}." if meta.get("label") else ""),
         "",
         "| rule | B | median ms | floor ms | ratio to floor | apply_rules ms (batch prebuilt) "
-        "| kept tokens/row (median) | n" + (" | host syncs/call (process_logits / apply_rules) |" if gpu else " |"),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + (" | ---: |" if gpu else " |"),
+        "| from_specs ms | kept tokens/row (median) | n"
+        + (" | host syncs/call (process_logits / apply_rules) |" if gpu else " |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + (" | ---: |" if gpu else " |"),
     ]
     for r in results:
         cells = [r["rule"], str(r["batch"]), _fmt(r["median_ms"]), _fmt(r["floor_ms"]), _fmt(r["ratio"], 1),
-                 _fmt(r["apply_rules_ms"]),
+                 _fmt(r["apply_rules_ms"]), _fmt(r.get("from_specs_ms")),
                  "" if r["kept_median"] is None else f"{r['kept_median']:g}", str(r["n"])]
         if gpu:
             cells.append(f"{_fmt(r['syncs'])} / {_fmt(r['apply_rules_syncs'])}")

@@ -30,29 +30,46 @@ def process_logits(logits: torch.Tensor, spec: SamplerSpec | Sequence[SamplerSpe
 
 
 def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
-    """The composition of SAMPLERS.md, batched: temperature, then one threshold per row."""
+    """The composition of SAMPLERS.md, batched: temperature, then one threshold per row.
+
+    Host syncs (GPU): one to learn whether any row holds NaN or +inf (`rules.sanitize_with_max`),
+    and one per top_p candidate stage that leaves rows short of top_p. Everything else the
+    host needs (which rows have top_p, the largest top-k) comes from `batch.host_facts()`.
+    """
     if batch.rows != logits.shape[0]:
         raise ValueError(f"sampler batch has {batch.rows} rows, logits have {logits.shape[0]}")
     out_dtype = torch.promote_types(logits.dtype, torch.float32)
-    z = rules.sanitize(logits.to(out_dtype))
+    z = logits.to(out_dtype)
     if z.numel() == 0:
-        return z
+        return z.clone() if z is logits else z
+    z, zmax = rules.sanitize_with_max(z)
     vocab = z.shape[-1]
     uses = batch.uses
+    facts = batch.host_facts()
 
     # 1. temperature (fixed or EDT); T = 0, or an EDT temperature that reaches 0, is greedy
     greedy = batch.greedy
     if "temperature" in uses or "edt" in uses:
         t = rules.temperatures(z, batch)
         greedy = greedy | (t < rules.MIN_TEMPERATURE)
-        z = z / torch.where(greedy, 1.0, t).to(out_dtype).unsqueeze(1)
+        t = torch.where(greedy, 1.0, t).to(out_dtype)
+        z = z / t.unsqueeze(1)
+        # max(z / t) == max(z) / t bit for bit: IEEE division by a positive t is correctly
+        # rounded, hence monotone, so this saves a pass over the logits
+        zmax = zmax / t
+    if not facts.truncates:
+        return z.clone() if z is logits else z  # every threshold would be -inf: all kept
 
     # 2. every rule on the same scaled distribution, as a logit threshold per row
-    zmax = z.amax(dim=-1)
     threshold = torch.full_like(zmax, rules.NEG_INF)
-    needs_lse = uses & {"epsilon", "eta", "calibrated_epsilon", "greedy_threshold",
-                        "calibrated_topk", "confidence_bin"}
-    lse = torch.logsumexp(z, dim=-1) if needs_lse else None
+    needs_lse = bool(uses & {"epsilon", "eta", "calibrated_epsilon", "greedy_threshold",
+                             "calibrated_topk", "confidence_bin"}) or facts.top_p_count > 0
+    lse = norm = buf = None
+    if needs_lse:
+        # the buffer that takes logsumexp's temporary then takes the result (one [B, V] allocation)
+        buf = torch.empty_like(z)
+        norm = rules.shifted_exp(z, zmax, out=buf)  # (m, exp(z - m)), for top_p too
+        lse = torch.log(norm[1].sum(dim=-1)).add_(norm[0])  # torch.logsumexp(z, -1), bit for bit
     p_max = torch.exp(zmax - lse) if lse is not None else None
 
     if "min_p" in uses:
@@ -63,13 +80,19 @@ def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
         threshold = torch.maximum(threshold, rules.eta_threshold(z, lse, batch))
     if "calibrated_epsilon" in uses:
         threshold = torch.maximum(threshold, rules.calibrated_epsilon_threshold(lse, batch))
-    if "top_p" in uses:
-        threshold = torch.maximum(threshold, rules.top_p_threshold(z, batch))
-    k = rules.rank_caps(p_max, batch, vocab)
-    k = torch.where(greedy, 1, k)
-    if bool((k < vocab).any()):
-        threshold = torch.maximum(threshold, rules.kth_largest(z, k, zmax))
+    if facts.top_p_count:
+        threshold = torch.maximum(threshold, rules.top_p_threshold(z, batch, norm=norm))
+    if facts.rank_possible:
+        k = rules.rank_caps(p_max, batch, vocab)
+        k = torch.where(greedy, 1, k)
+        threshold = torch.maximum(threshold, rules.kth_largest(
+            z, k, zmax, max_k=facts.rank_k, rows=facts.rank_rows))
 
     # 3. the argmax is always kept: a row whose rules keep nothing becomes greedy
     threshold = torch.minimum(threshold, zmax)
-    return torch.where(z >= threshold.unsqueeze(1), z, rules.NEG_INF)
+    keep = z >= threshold.unsqueeze(1)  # False for NaN (an all -inf row under EDT gives T = NaN)
+    if buf is not None:
+        return torch.where(keep, z, z.new_full((), rules.NEG_INF), out=buf)
+    if z is logits:  # never write into the caller's tensor
+        return torch.where(keep, z, rules.NEG_INF)
+    return z.masked_fill_(keep.logical_not_(), rules.NEG_INF)  # ours: in place saves a [B, V] allocation

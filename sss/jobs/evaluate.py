@@ -69,12 +69,12 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from sss.config import engine_kwargs
     from sss.evaluation import lm as _registers_models  # noqa: F401  (@register_model)
+    from sss.evaluation import vllm_lm as _registers_vllm  # noqa: F401  (vLLM loads lazily)
 
     lm = lm_eval.api.registry.get_model(f"sss-{model_cfg['engine']}")(
-        pretrained=model_path, sampler=spec, seed=settings.seed,
-        batch_size=model_cfg["batch_size"], dtype=model_cfg["dtype"], device=model_cfg["device"],
-        trust_remote_code=model_cfg["trust_remote_code"])
+        pretrained=model_path, sampler=spec, seed=settings.seed, **engine_kwargs(model_cfg))
     manifest.phase("load_model", time.perf_counter() - t)
 
     t = time.perf_counter()

@@ -62,7 +62,7 @@ except ImportError:  # pragma: no cover - older vLLM
 VLLM_VERSION: str = getattr(_vllm, "__version__", "unknown")
 #: The logits-processor interfaces this vLLM offers and `SamplerLogitsProcessor` implements.
 INTERFACES: tuple[str, ...] = ("v1",) + (("v2",) if _V2Base is not None else ())
-#: Whether vLLM calls ``validate_params`` when it admits a request (newer than 0.10).
+#: Whether vLLM calls ``validate_params`` when it admits a request (not in every version).
 HAS_VALIDATE_PARAMS: bool = "validate_params" in vars(_V1Base)
 
 #: The key of ``SamplingParams.extra_args`` that carries a request's spec.

@@ -93,6 +93,15 @@ class SamplerLM(LM):
             until = [until]
         return int(gen_kwargs["max_gen_toks"]), list(until)
 
+    # -- chat templates (engines set self.generator, with a .tokenizer, and self._name) ----
+    @property
+    def tokenizer_name(self) -> str:
+        return self._name.replace("/", "__")
+
+    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
+        return self.generator.tokenizer.apply_chat_template(
+            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)
+
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         raise NotImplementedError("sss models only generate (generate_until tasks)")
 
@@ -118,11 +127,3 @@ class HFSamplerLM(SamplerLM):
 
     def _generate(self, prompts, seeds, max_new_tokens, stop):
         return self.generator.generate(prompts, self.spec, seeds, max_new_tokens, stop)
-
-    @property
-    def tokenizer_name(self) -> str:
-        return self._name.replace("/", "__")
-
-    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
-        return self.generator.tokenizer.apply_chat_template(
-            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)

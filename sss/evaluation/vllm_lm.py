@@ -48,11 +48,3 @@ class VLLMSamplerLM(SamplerLM):
     def _generate(self, prompts, seeds, max_new_tokens, stop):
         return self.generator.generate(prompts, self.spec, seeds, max_new_tokens, stop,
                                        logprobs=self.logprobs)
-
-    @property
-    def tokenizer_name(self) -> str:
-        return self._name.replace("/", "__")
-
-    def apply_chat_template(self, chat_history, add_generation_prompt: bool = True) -> str:
-        return self.generator.tokenizer.apply_chat_template(
-            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt)

@@ -6,7 +6,6 @@ Each error names the config key, the value and what is allowed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -119,14 +118,15 @@ def validate(cfg: DictConfig) -> RunSettings:
         raise _bad("task.stop", stop, "a list of non-empty strings")
     if not isinstance(task.get("chat_template"), bool):
         raise _bad("task.chat_template", task.get("chat_template"), "true or false")
-    data_files = task.get("data_files")
-    if data_files is not None and not Path(str(data_files)).expanduser().is_file():
-        raise _bad("task.data_files", data_files, "an existing local file")
 
-    from sss.evaluation.tasks import TASKS
+    from sss.evaluation.tasks import TASKS, TaskConfigError
 
     if task["name"] not in TASKS:
         raise _bad("task.name", task["name"], f"one of {sorted(TASKS)}")
+    try:
+        TASKS[task["name"]].validate(task)
+    except TaskConfigError as exc:
+        raise ConfigError(str(exc)) from exc
 
     try:
         spec = SamplerSpec.from_mapping(plain["sampler"])

@@ -6,7 +6,7 @@ import re
 
 INVALID = "[invalid]"
 
-_ANSWER_IS = re.compile(r"[Tt]he answer is\s*:?\s*(.+)")
+_ANSWER_IS = re.compile(r"[Tt]he answer is\s*:?[ \t]*(.+)")
 _NUMBER = re.compile(r"-?\$?\s*\d[\d,]*(?:\.\d+)?|-?\$?\s*\.\d+")
 
 
@@ -25,9 +25,13 @@ def normalize_number(text: str) -> str | None:
     return ("-" + raw) if negative and raw != "0" else raw
 
 
+def after_answer_is(text: str) -> str | None:
+    """The rest of the line after the first "The answer is" in a chain of thought, or None."""
+    match = _ANSWER_IS.search(text)
+    return None if match is None else match.group(1).strip()
+
+
 def number_after_answer_is(text: str) -> str:
     """The number that follows the first "The answer is" in a chain of thought, normalised."""
-    match = _ANSWER_IS.search(text)
-    if match is None:
-        return INVALID
-    return normalize_number(match.group(1)) or INVALID
+    rest = after_answer_is(text)
+    return INVALID if rest is None else normalize_number(rest) or INVALID

@@ -57,11 +57,10 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
     t = time.perf_counter()
     from sss.models import resolve_model_path
     from sss.models.embedded import cache_root
-    from sss.evaluation.tasks import TASKS, task_yaml, write_task_yaml
+    from sss.evaluation.tasks import TASKS, lm_eval_configs, write_task_yamls
 
     adapter = TASKS[task_cfg["name"]]
-    task_file = write_task_yaml(run.path / "lm_eval_task.yaml",
-                                task_yaml(adapter, task_cfg, cache_root()))
+    task_files = write_task_yamls(run.path / "lm_eval_tasks", lm_eval_configs(task_cfg, cache_root()))
     model_path = resolve_model_path(model_cfg["path"])
     manifest.phase("prepare", time.perf_counter() - t)
 
@@ -79,7 +78,7 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     t = time.perf_counter()
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=[str(task_file)], task_manager=TaskManager(), limit=task_cfg["limit"],
+        model=lm, tasks=[str(path) for path in task_files], task_manager=TaskManager(), limit=task_cfg["limit"],
         log_samples=True, apply_chat_template=task_cfg["chat_template"],
         random_seed=settings.seed, numpy_random_seed=settings.seed,
         torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
@@ -88,9 +87,9 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     from sss.evaluation.records import metrics_record, samples_table
 
-    samples = samples_table(results["samples"][adapter.lm_eval_task], adapter, lm.records)
+    samples = samples_table(results["samples"], adapter, lm.records)
     samples.to_parquet(run.samples, index=False)
-    metrics = metrics_record(results, adapter, samples, config)
+    metrics = metrics_record(results, samples, config)
     write_json(run.metrics, metrics)
     return metrics
 

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+# Real benchmark data for tests (GSM8K, BBH; MIT): the workspace's shared folder beside the
+# clone, or $SSS_TEST_DATA. The product never reads it.
+SHARED_DATA = Path(os.environ.get("SSS_TEST_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_data(*parts: str) -> Path:
+    """A path under SHARED_DATA, or skip the test saying what is missing."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"test data {path} is missing (set SSS_TEST_DATA to a folder with gsm8k/ and bbh/)")
+    return path
 
 
 def launch(*overrides: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:

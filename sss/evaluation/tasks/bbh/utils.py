@@ -18,8 +18,11 @@ _NUMBER_ONLY = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
 
 def normalize_answer(text: str) -> str:
-    text = text.strip().strip("*").strip()
-    text = text.rstrip(".").strip().strip("\"'`").strip()
+    # markdown emphasis, quotes and a closing period, in any nesting ("**False**.", "'yes'.")
+    previous = None
+    while text != previous:
+        previous = text
+        text = text.strip().strip("*\"'`").rstrip(".")
     if not text:
         return INVALID
     choice = _CHOICE.match(text)

@@ -73,6 +73,10 @@ def test_gsm8k_with_repeats_and_min_p(tmp_path):
     (task_yaml,) = (run / "lm_eval_tasks").glob("*.yaml")
     text = task_yaml.read_text()
     assert "max_gen_toks: 64" in text and "repeats: 4" in text and "num_fewshot: 5" in text
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["generation"] == {"num_fewshot": 5, "repeats": 4, "max_gen_toks": 64,
+                                      "stop": ["Question:", "</s>", "<|im_end|>", "<|endoftext|>"],
+                                      "chat_template": False}
     assert samples["prompt"].str.startswith("Question: Natalia sold clips").all()
     docs = [json.loads(line) for line in test.read_text().splitlines()[:6]]
     assert list(samples.drop_duplicates("doc_id")["target"]) == [

@@ -18,6 +18,8 @@ from sss.runs.manifest import Manifest
 
 log = logging.getLogger(__name__)
 
+GENERATION_KEYS = ("num_fewshot", "repeats", "max_gen_toks", "stop", "chat_template")
+
 
 def evaluate(settings: RunSettings) -> RunDir:
     config, spec = settings.config, settings.spec
@@ -36,6 +38,8 @@ def evaluate(settings: RunSettings) -> RunDir:
         "sampler": sampler_name(spec), "sampler_params": spec.enabled(), "seed": settings.seed,
         "job": config["job"]["name"],
     })
+    # what shapes the generations besides the sampler, in one place (also in config.yaml)
+    manifest.data["generation"] = {key: config["task"][key] for key in GENERATION_KEYS}
     write_json(run.manifest, manifest.data)
     print(f"run directory: {run.path}")
     try:
@@ -78,7 +82,9 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     t = time.perf_counter()
     results = lm_eval.simple_evaluate(
-        model=lm, tasks=[str(path) for path in task_files], task_manager=TaskManager(), limit=task_cfg["limit"],
+        # our task YAMLs load by path; indexing lm-eval's own thousands of tasks costs ~15 s
+        model=lm, tasks=[str(path) for path in task_files],
+        task_manager=TaskManager(include_defaults=False), limit=task_cfg["limit"],
         log_samples=True, apply_chat_template=task_cfg["chat_template"],
         random_seed=settings.seed, numpy_random_seed=settings.seed,
         torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,

@@ -23,7 +23,7 @@ def load_tasks(cfg: dict, folder: Path) -> dict:
     from sss.evaluation.tasks import lm_eval_configs, write_task_yamls
 
     paths = write_task_yamls(folder / "lm_eval_tasks", lm_eval_configs(cfg, folder / "cache"))
-    loaded = TaskManager().load([str(p) for p in paths])
+    loaded = TaskManager(include_defaults=False).load([str(p) for p in paths])
     tasks = loaded["tasks"] if isinstance(loaded, dict) and "tasks" in loaded else loaded
     return dict(tasks)
 

@@ -52,6 +52,18 @@ def test_lm_eval_prompt_is_the_bbh_prompt_then_the_question(tmp_path):
         assert task.config.generation_kwargs["until"] == ["Q:", "</s>", "\n\n"]
 
 
+def test_all_27_tasks_load_from_a_local_folder(tmp_path):
+    data = shared_data("bbh")
+    tasks = load_tasks(task_config("bbh_cot", data_dir=str(data)), tmp_path)
+    assert sorted(tasks) == [f"sss_bbh_cot_{name}" for name in SUBTASKS]
+    for name in SUBTASKS:
+        task = tasks[f"sss_bbh_cot_{name}"]
+        raw = json.loads((data / "tasks" / f"{name}.json").read_text())["examples"]
+        doc, prompt = first_prompt(task, 3)
+        assert len(task.test_docs()) == len(raw) and doc == raw[0]
+        assert prompt == prompt_body(data / "cot-prompts" / f"{name}.txt") + f"\n\nQ: {doc['input']}\n{ANSWER_CUE}"
+
+
 def test_fewer_shots_keep_the_description_and_the_first_exemplars(tmp_path):
     cfg = task_config("bbh_cot", data_dir=str(shared_data("bbh")), subtasks=["navigate"], num_fewshot=1)
     task = load_tasks(cfg, tmp_path)["sss_bbh_cot_navigate"]

@@ -101,6 +101,7 @@ def k_curve_figures(done: pd.DataFrame, kind: str, folder: Path) -> list[Path]:
             label = f"{line.iloc[0]['sampler']} ({params_label(line.iloc[0], params)})"
             ax.plot([k for k, keep in zip(ks, present) if keep], means[present], marker="o", label=label)
         ax.set_xscale("log", base=2)
+        ax.set_xticks(list(ks), [str(k) for k in ks])  # k itself, not 2^i
         ax.set_xlabel("k (samples per question)")
         ax.set_ylabel(f"{kind}@k")
         ax.set_title(f"{kind}@k: {task} / {model}")

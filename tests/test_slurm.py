@@ -170,8 +170,10 @@ def test_killed_job_is_redone_on_relaunch_and_a_preempted_one_is_requeued(slurm,
             return None
         manifest = read(path)
         scheduler = manifest.get("scheduler", {})
-        this_job = f"{scheduler.get('slurm_array_job_id')}_{scheduler.get('slurm_array_task_id')}"
-        return manifest if manifest["status"] == "running" and this_job == job_id else None
+        # an array task is known as <array id>_<task>; a sweep of one job is a plain job
+        ids = {scheduler.get("slurm_job_id"),
+               f"{scheduler.get('slurm_array_job_id')}_{scheduler.get('slurm_array_task_id')}"}
+        return manifest if manifest["status"] == "running" and job_id in ids else None
 
     # 1. kill one job mid-run: the other finishes, the killed one is recorded as such
     proc = start(*args)

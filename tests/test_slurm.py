@@ -209,6 +209,8 @@ def test_killed_job_is_redone_on_relaunch_and_a_preempted_one_is_requeued(slurm,
     redone = read(victim_run / "manifest.json")
     assert redone["status"] == "done" and (victim_run / "DONE").is_file()
     assert redone["scheduler"]["slurm_restart_count"] == "1"  # the second attempt of the job
-    log = Path(redo["log"]).read_text()
+    # submitit's own account of it, in the job's logs (stderr: warnings, stdout: info)
+    err_log = Path(redo["log"])
+    log = err_log.read_text() + err_log.with_name(err_log.name.replace("_log.err", "_log.out")).read_text()
     assert "this job is preempted" in log and "Requeued job" in log
     assert stamp == ((survivor / "DONE").stat().st_mtime_ns, read(survivor / "manifest.json")["finished"])

@@ -14,7 +14,7 @@ from conftest import ROOT, launch
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the `slurm` extra is not installed")
 
-from hydra_plugins.sss_launchers import gpus_per_job  # noqa: E402
+from hydra_plugins.sss_launchers import gpu_slot, gpus_per_job  # noqa: E402
 
 
 def launcher_cfg(*overrides: str):
@@ -45,6 +45,11 @@ def test_gpu_request_follows_the_model_engine():
     assert launcher_cfg("hydra/launcher=slurm", "model.device=cuda").gpus_per_node == 1
     assert gpus_per_job("hf", "cpu", 1) is None
     assert gpus_per_job("hf", "cuda:0", 1) == 1
+
+
+def test_local_runs_side_by_side_get_disjoint_gpus():
+    slots = [set(gpu_slot(slot, 2)) for slot in range(4)]
+    assert set().union(*slots) == set(range(8)) and sum(map(len, slots)) == 8
 
 
 def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_anything_runs(tmp_path):

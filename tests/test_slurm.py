@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 SCRIPT = Path(os.environ.get("SSS_SLURM_SCRIPT", ROOT.parent / "shared" / "tools" / "slurm-single-node.sh"))
 # Small runs, one CPU each so that two jobs run side by side on a 2-core machine.
 SWEEP = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4",
-         "sampler=min_p", "task.limit=2", "task.max_gen_toks=32"]
+         "sampler=min_p", "task.limit=1", "task.max_gen_toks=24"]
 WAIT_S = 900
 
 

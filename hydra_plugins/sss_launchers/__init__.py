@@ -196,16 +196,37 @@ class LocalLauncher(_SweepLauncher):
     stock_class = "LocalLauncher"
     own_params = ("max_parallel",)
 
+    def _executor(self):
+        # submitit's LocalExecutor itself (not through AutoExecutor), which lets each job be
+        # given its own GPUs (`visible_gpus`) below.
+        import submitit
+
+        params = {k: v for k, v in self.params.items() if k not in self.own_params and v is not None}
+        executor = submitit.LocalExecutor(folder=params.pop("submitit_folder"))
+        executor.update_parameters(**params)
+        return executor
+
     def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> Dict[int, Any]:
         limit = max(1, int(self.params.get("max_parallel") or 1))
-        runner, queue, running, results = self._runner(), list(jobs), [], {}
+        gpus = int(self.params.get("gpus_per_node") or 0)
+        runner, queue, results = self._runner(), list(jobs), {}
+        running: Dict[int, tuple] = {}  # slot -> (job, handle)
         while queue or running:
-            while queue and len(running) < limit:
-                job = queue.pop(0)
-                running.append((job, executor.submit(runner, *self._args(job))))
+            for slot in range(limit):
+                if queue and slot not in running:
+                    job = queue.pop(0)
+                    if gpus:  # runs side by side get GPUs of their own: slot i has i*n .. i*n+n-1
+                        executor.update_parameters(visible_gpus=gpu_slot(slot, gpus))
+                    running[slot] = (job, executor.submit(runner, *self._args(job)))
             time.sleep(POLL_S)
-            for job, handle in list(running):
+            for slot, (job, handle) in list(running.items()):
                 if handle.done():
                     results[job.num] = _collect(handle, job)
-                    running.remove((job, handle))
+                    del running[slot]
         return results
+
+
+def gpu_slot(slot: int, gpus_per_run: int) -> tuple:
+    """The GPU ids of the run in parallel slot `slot` (max_parallel x GPUs per run must not
+    exceed the machine's GPUs)."""
+    return tuple(range(slot * gpus_per_run, (slot + 1) * gpus_per_run))

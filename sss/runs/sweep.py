@@ -62,7 +62,7 @@ def plan(config_loader: Any, base_config: Any, job_overrides: Sequence[Sequence[
             continue
         if settings.config["job"]["name"] == "evaluate":
             run = run_dir_for(settings.config, settings.spec)
-            job.run_dir = str(run.path)
+            job.run_dir = str(run.path.absolute())  # sweep.json is read from anywhere
             if run.is_done() and not settings.config.get("force"):
                 job.outcome = "skipped"
         jobs.append(job)

@@ -26,22 +26,33 @@ def register_named_sweeps(folder: Path = ROOT / "sweeps") -> None:
 register_named_sweeps()
 
 
+def in_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    from sss.config import ConfigError, validate
-    from sss.samplers import SamplerConfigError
+def main(cfg: DictConfig):
+    from sss.config import is_config_error, validate
 
     # Validation comes first: a bad value stops here, before any model loads.
     try:
         settings = validate(cfg)
-    except (ConfigError, SamplerConfigError) as exc:
+    except Exception as exc:
+        if not is_config_error(exc) or in_multirun():
+            # In a sweep this is one job's failure: Hydra records it and the other jobs go on
+            # (the sss launchers check every job's config before submitting any).
+            raise
         # SystemExit passes through Hydra's error handler: one clear line, exit status 2.
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
 
     from sss.jobs import run
 
-    run(settings)
+    # The job's result (a run directory) goes back to the launcher, which reports on the sweep.
+    return run(settings)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,15 @@ Each error names the config key, the value and what is allowed.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from sss.samplers import SamplerConfigError, SamplerSpec
+if TYPE_CHECKING:  # sss.samplers pulls in torch: imported where needed, so `job=analyze` never does
+    from sss.samplers import SamplerSpec
 
 ENGINES = ("hf", "vllm")
 # The model-config keys each engine's lm-eval class (`sss-<engine>`) takes, besides the
@@ -25,7 +28,7 @@ ENGINE_KEYS = {
 VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "tensor_parallel_size": 1, "max_model_len": None,
                  "enforce_eager": False, "kv_cache_memory_bytes": None}
 DTYPES = ("float32", "bfloat16", "float16")
-JOBS = ("evaluate",)
+JOBS = ("evaluate", "analyze")
 
 
 class ConfigError(ValueError):
@@ -36,9 +39,17 @@ class ConfigError(ValueError):
 class RunSettings:
     """The validated pieces of a run's config."""
 
-    spec: SamplerSpec
+    spec: SamplerSpec | None  # None for jobs that run no sampler (analyze)
     seed: int
     config: dict[str, Any]  # the resolved config as plain data
+
+
+def is_config_error(exc: BaseException) -> bool:
+    """A bad config value: ConfigError, or the sampler rules' SamplerConfigError (looked up only
+    if sss.samplers was imported: nothing else can have raised it)."""
+    spec = sys.modules.get("sss.samplers.spec")
+    return isinstance(exc, ConfigError) or (
+        spec is not None and isinstance(exc, spec.SamplerConfigError))
 
 
 def _bad(key: str, value: Any, allowed: str) -> ConfigError:
@@ -94,6 +105,10 @@ def validate(cfg: DictConfig) -> RunSettings:
     if job not in JOBS:
         raise _bad("job.name", job, f"one of {JOBS}")
     _int(plain, "seed", 0)
+    if job == "analyze":
+        return _validate_analyze(plain)
+
+    from sss.samplers import SamplerConfigError, SamplerSpec
 
     model = plain["model"]
     for key in ("name", "path"):
@@ -135,3 +150,25 @@ def validate(cfg: DictConfig) -> RunSettings:
     except TypeError as exc:
         raise ConfigError(f"sampler: {exc}") from exc
     return RunSettings(spec=spec, seed=plain["seed"], config=plain)
+
+
+def _validate_analyze(plain: dict) -> RunSettings:
+    """`job=analyze`: the input must be a directory holding at least one run (a manifest.json)."""
+    from sss.runs.discovery import find_runs
+
+    options = plain.get("analyze") or {}
+    source = options.get("input")
+    if not isinstance(source, str) or not source:
+        raise _bad("analyze.input", source, "a run or sweep directory (analyze.input=<dir>)")
+    if not Path(source).expanduser().is_dir():
+        raise _bad("analyze.input", source, "an existing directory")
+    if not find_runs(Path(source).expanduser()):
+        raise _bad("analyze.input", source, "a directory with at least one run in it "
+                   "(a manifest.json below it, or a sweep.json listing runs)")
+    output = options.get("output")
+    if output is not None and (not isinstance(output, str) or not output):
+        raise _bad("analyze.output", output, "a directory path, or null for <input>/analysis")
+    metric = options.get("metric")
+    if not isinstance(metric, str) or not metric:
+        raise _bad("analyze.metric", metric, "a metric name (e.g. accuracy)")
+    return RunSettings(spec=None, seed=plain["seed"], config=plain)

@@ -1,4 +1,4 @@
-"""Jobs that launch.py runs: `job=evaluate` (more to come: calibrate, analyze)."""
+"""Jobs that launch.py runs: `job=evaluate`, `job=analyze` (more to come: calibrate)."""
 
 
 def run(settings):
@@ -8,4 +8,8 @@ def run(settings):
         from .evaluate import evaluate
 
         return evaluate(settings)
+    if name == "analyze":
+        from .analyze import analyze
+
+        return analyze(settings)
     raise ValueError(f"unknown job {name!r}")

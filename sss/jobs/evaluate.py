@@ -45,8 +45,12 @@ def evaluate(settings: RunSettings) -> RunDir:
     try:
         metrics = _evaluate(settings, run, manifest)
     except BaseException as exc:
+        # An error in the run is "failed"; a stop from outside (Ctrl-C, or submitit exiting
+        # after requeueing a preempted job) is "interrupted". Either way DONE is not written,
+        # so a re-launch redoes the run.
+        status = "failed" if isinstance(exc, Exception) else "interrupted"
         write_json(run.manifest, manifest.finish(
-            "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+            status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
         raise
     write_json(run.manifest, manifest.finish("done"))
     run.mark_done()

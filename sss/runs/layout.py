@@ -18,9 +18,10 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sss.samplers import SamplerSpec
+if TYPE_CHECKING:  # annotations only: reading run directories must not pull in torch
+    from sss.samplers import SamplerSpec
 
 # Keys that do not change what a run computes.
 NOT_RESULT_KEYS = {"output_root", "force"}

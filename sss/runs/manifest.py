@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -24,6 +25,19 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
+
+
+# Which scheduler job ran this (SLURM, or submitit's local executor), if any: the id a user
+# needs for `sacct`/logs, and the restart count that shows a requeue after preemption.
+SCHEDULER_ENV = {
+    "slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "slurm_restart_count": "SLURM_RESTART_COUNT",
+    "submitit_local_job_id": "SUBMITIT_LOCAL_JOB_ID",
+}
+
+
+def _scheduler() -> dict[str, str]:
+    return {key: os.environ[var] for key, var in SCHEDULER_ENV.items() if os.environ.get(var)}
 
 
 def git_sha() -> str | None:
@@ -53,6 +67,8 @@ class Manifest:
             "run": run_id,
             "started": now(),
             "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "scheduler": _scheduler(),
             "argv": sys.argv,
             "git_sha": git_sha(),
             "versions": _versions(),

@@ -1,0 +1,168 @@
+"""One row per run, read from the run's own files (manifest.json, config.yaml, metrics.json).
+
+Columns: where the run is and how it ended (`run_dir`, `status`, `error`), what it was
+(`task`, `model`, `sampler`, `seed`, and one `param.<name>` column per sampler parameter,
+nested ones dotted: `param.edt.n`), the task settings that change results (`limit`, `repeats`,
+`num_fewshot`, `max_gen_toks`), and every numeric entry of metrics.json's `metrics` as a column
+of its own (`accuracy`, `overall_correct`, `maj@4`, `pass@8`, ...). Metrics are read only from
+runs with DONE; failed and partial runs keep their row with the metrics empty.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import yaml
+
+PARAM_PREFIX = "param."
+ID_COLUMNS = ["task", "model", "sampler", "seed"]
+SETTING_KEYS = {"limit": ("task", "limit"), "repeats": ("task", "repeats"),
+                "num_fewshot": ("task", "num_fewshot"), "max_gen_toks": ("task", "max_gen_toks"),
+                "engine": ("model", "engine")}
+# status in the table: DONE decides "done"; otherwise the manifest's word, where "running"
+# and "interrupted" both mean a run that stopped (or is still going) without finishing.
+PARTIAL = {"running", "interrupted"}
+STATUSES = ("done", "failed", "partial")
+K_METRIC = re.compile(r"^(maj|pass)@(\d+)$")
+
+
+def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            _flatten(f"{prefix}.{key}", inner, out)
+    elif isinstance(value, (list, tuple)):
+        out[prefix] = ",".join(str(v) for v in value)  # e.g. calibrated_topk: one cell
+    else:
+        out[prefix] = value
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def run_record(run: Path) -> dict[str, Any]:
+    """The table row of one run directory."""
+    manifest = _read_json(run / "manifest.json") or {}
+    ident = manifest.get("run") or {}
+    done = (run / "DONE").is_file()
+    word = manifest.get("status") or "unknown"
+    row: dict[str, Any] = {
+        "run_dir": str(run),
+        "status": "done" if done else ("partial" if word in PARTIAL else word),
+        "manifest_status": word,
+        "error": None if done else manifest.get("error"),
+        **{key: ident.get(key) for key in ID_COLUMNS},
+        "started": manifest.get("started"), "finished": manifest.get("finished"),
+        "seconds": (manifest.get("timings_s") or {}).get("total"),
+        "host": manifest.get("host"),
+        "slurm_job_id": (manifest.get("scheduler") or {}).get("slurm_job_id"),
+    }
+    params: dict[str, Any] = {}
+    for name, value in (ident.get("sampler_params") or {}).items():
+        _flatten(PARAM_PREFIX + name, value, params)
+    row.update(params)
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        config = {}
+    for column, (section, key) in SETTING_KEYS.items():
+        row[column] = (config.get(section) or {}).get(key)
+
+    metrics = _read_json(run / "metrics.json") if done else None
+    if metrics:
+        row["n_docs"] = metrics.get("n_docs")
+        for name, value in (metrics.get("metrics") or {}).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row[name if name not in row else f"metric.{name}"] = float(value)
+    return row
+
+
+def runs_table(runs: Iterable[Path], progress: bool = False) -> pd.DataFrame:
+    runs = list(runs)
+    if progress:
+        from tqdm import tqdm
+
+        runs = tqdm(runs, desc="reading runs", unit="run")
+    frame = pd.DataFrame([run_record(Path(run)) for run in runs])
+    if frame.empty:
+        return frame
+    frame = frame.sort_values(["task", "model", "sampler", *param_columns(frame), "seed"],
+                              na_position="last", kind="stable").reset_index(drop=True)
+    # what a run is, then how it scored, then the bookkeeping
+    first = ["task", "model", "sampler", *param_columns(frame), "seed", *SETTING_KEYS, "status",
+             "n_docs", *metric_columns(frame)]
+    return frame[first + [c for c in frame.columns if c not in first]]
+
+
+def varying_settings(frame: pd.DataFrame) -> list[str]:
+    """The task/model settings that differ between runs (shown beside the parameters)."""
+    return [c for c in SETTING_KEYS if c in frame.columns and frame[c].nunique(dropna=False) > 1]
+
+
+def param_columns(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c.startswith(PARAM_PREFIX))
+
+
+def metric_columns(frame: pd.DataFrame) -> list[str]:
+    """Metric columns in a readable order: accuracy first, then the others, then maj@k/pass@k by k."""
+    known = {"run_dir", "status", "manifest_status", "error", *ID_COLUMNS, "started", "finished",
+             "seconds", "host", "slurm_job_id", *SETTING_KEYS, "n_docs"}
+    names = [c for c in frame.columns if c not in known and not c.startswith(PARAM_PREFIX)]
+
+    def order(name: str) -> tuple:
+        match = K_METRIC.match(name)
+        if match:
+            return (2, match.group(1), int(match.group(2)))
+        return (0 if name == "accuracy" else 1, name, 0)
+
+    return sorted(names, key=order)
+
+
+def k_columns(frame: pd.DataFrame, kind: str) -> list[tuple[int, str]]:
+    """(k, column) of the `maj@k` or `pass@k` columns, by k."""
+    found = [(int(m.group(2)), c) for c in frame.columns if (m := K_METRIC.match(c)) and m.group(1) == kind]
+    return sorted(found)
+
+
+def params_label(row: pd.Series, columns: list[str]) -> str:
+    """'min_p=0.1, greedy_threshold=0.3' from a row's non-empty parameter cells."""
+    parts = []
+    for column in columns:
+        value = row.get(column)
+        if _missing(value):
+            continue
+        parts.append(f"{column[len(PARAM_PREFIX):]}={_short(value)}")
+    return ", ".join(parts) or "-"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def write_table(frame: pd.DataFrame, folder: Path) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    parquet, csv = folder / "runs.parquet", folder / "runs.csv"
+    # Parameter cells may mix numbers and text across samplers (e.g. a list written as text);
+    # Parquet wants one type per column, so such columns are stored as text.
+    stored = frame.copy()
+    for column in stored.columns:
+        kinds = {type(v) for v in stored[column] if not _missing(v)}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            stored[column] = stored[column].map(lambda v: None if _missing(v) else str(v))
+    stored.to_parquet(parquet, index=False)
+    stored.to_csv(csv, index=False)
+    return parquet, csv

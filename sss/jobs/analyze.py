@@ -1,0 +1,53 @@
+"""`job=analyze`: a table, figures and a report over the runs found under `analyze.input`.
+
+Re-runnable: each call rewrites `<output>/runs.parquet`, `runs.csv`, `report.md` and
+`figures/`. Runs are found by their manifests (sss.runs.discovery), never by directory names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sss.config import RunSettings
+
+
+def analyze(settings: RunSettings) -> Path:
+    from sss.analysis.figures import curve_points, hyperparameter_figures, k_curve_figures
+    from sss.analysis.report import write_report
+    from sss.analysis.table import runs_table, write_table
+    from sss.runs.discovery import find_runs
+
+    options = settings.config["analyze"]
+    source = Path(options["input"]).expanduser()
+    output = Path(options["output"]).expanduser() if options.get("output") else source / "analysis"
+    metric = options.get("metric") or "accuracy"
+
+    frame = runs_table(find_runs(source), progress=True)
+    parquet, csv = write_table(frame, output)
+
+    figures_dir = output / "figures"
+    figures_dir.mkdir(parents=True, exist_ok=True)
+    for old in figures_dir.glob("*.png"):  # a re-run replaces the figures, leaving no stale ones
+        old.unlink()
+    done = frame[frame["status"] == "done"]
+    notes = []
+    figures = hyperparameter_figures(done, metric, figures_dir)
+    if not figures:
+        notes.append(f"{metric} against hyperparameters: no sampler had a swept numeric "
+                     "parameter among its finished runs")
+    for kind in ("maj", "pass"):
+        figures += k_curve_figures(done, kind, figures_dir)
+        without = int((curve_points(done, kind) < 2).sum())
+        if without:
+            notes.append(f"{kind}@k curves: {without} of {len(done)} finished runs have no curve "
+                         f"(fewer than two {kind}@k values: task.repeats=1 draws one sample "
+                         "per question)")
+    report = write_report(frame, source, output, metric, figures, notes)
+
+    counts = frame["status"].value_counts()
+    print(f"analysed {len(frame)} runs under {source}: "
+          + ", ".join(f"{int(n)} {s}" for s, n in counts.items()))
+    for path in (parquet, csv, report, *figures):
+        print(f"  {path}")
+    return output
+

@@ -30,6 +30,16 @@ def launch(*overrides: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.
                           capture_output=True, text=True, timeout=timeout)
 
 
+def assert_refused(result: subprocess.CompletedProcess, *words: str) -> None:
+    """launch.py stopped on a bad setting before any model loaded: exit 2, one `error:` line
+    naming what was wrong, and no run directory started."""
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: " in result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr[-2000:])
+    assert "Loading weights" not in result.stderr and "run directory" not in result.stdout
+
+
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
     from sss.models import resolve_model_path

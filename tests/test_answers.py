@@ -26,6 +26,12 @@ def test_no_number():
     ("First 2. The answer is 5. The answer is 6.", "5"),  # the first statement counts
     ("I think it is 12.", INVALID),
     ("The answer is unknown.", INVALID),
+    ("So she pays $1,234. The answer is $1,234.", "1234"),
+    ("The answer is -5.", "-5"),
+    ("The answer is 0.", "0"),
+    ("The answer is 1,000,000", "1000000"),
+    ("The answer is 007.", "7"),
+    ("There is no answer here 42", INVALID),
 ])
 def test_number_after_answer_is(text, expected):
     assert number_after_answer_is(text) == expected

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import launch, shared_data
+from conftest import assert_refused, launch, shared_data
 from sss.evaluation.answers import INVALID
 from sss.evaluation.tasks.bbh import ANSWER_CUE, PROMPTS, SUBTASKS, parse_prompt
 from sss.evaluation.tasks.bbh import utils
@@ -132,11 +132,9 @@ def test_every_target_scores_as_its_own_answer():
     (["task.data_files=/etc/hostname"], "task.data_files"),
 ])
 def test_bad_settings_stop_before_any_model_loads(overrides, message, tmp_path):
-    result = launch("task=bbh_cot", *overrides, f"output_root={tmp_path}")
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr and "Loading weights" not in result.stderr
+    assert_refused(launch("task=bbh_cot", *overrides, f"output_root={tmp_path}"), message)
 
 
 def test_data_dir_without_the_tasks_is_refused(tmp_path):
     result = launch("task=bbh_cot", f"task.data_dir={tmp_path}", f"output_root={tmp_path / 'out'}")
-    assert result.returncode == 2 and "missing ['boolean_expressions'" in result.stderr
+    assert_refused(result, "missing ['boolean_expressions'")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from conftest import launch, shared_data
-from sss.evaluation.answers import INVALID, number_after_answer_is
+from conftest import assert_refused, launch, shared_data
+from sss.evaluation.answers import number_after_answer_is
 from sss.evaluation.tasks.gsm8k import EXEMPLARS, exemplars
 from sss.evaluation.tasks.gsm8k import utils
 from task_helpers import first_prompt, load_tasks, task_config
@@ -22,22 +22,6 @@ def test_shipped_exemplars_are_the_first_training_problems_rewritten():
         assert "\n" not in shot["rationale"]
         # the rewritten chain of thought still scores as its own gold answer
         assert number_after_answer_is(shot["rationale"]) == utils.target_of(record)
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("So she pays $1,234. The answer is $1,234.", "1234"),
-    ("The answer is -5.", "-5"),
-    ("The answer is 3.50 dollars.", "3.5"),
-    ("the answer is: 18", "18"),
-    ("The answer is 0.", "0"),
-    ("The answer is 1,000,000", "1000000"),
-    ("The answer is 007.", "7"),
-    ("I think 42. The answer is 12. The answer is 13.", "12"),  # the first statement counts
-    ("The answer is unknown.", INVALID),
-    ("There is no answer here 42", INVALID),
-])
-def test_number_extraction_on_tricky_answers(text, expected):
-    assert number_after_answer_is(text) == expected
 
 
 def test_targets_of_real_test_questions_are_plain_numbers():
@@ -93,9 +77,7 @@ def test_own_exemplar_file(tmp_path):
     (["task.fewshot_file=/no/shots.jsonl"], "task.fewshot_file"),
 ])
 def test_bad_settings_stop_before_any_model_loads(overrides, message, tmp_path):
-    result = launch("task=gsm8k_cot", *overrides, f"output_root={tmp_path}")
-    assert result.returncode == 2, result.stderr[-2000:]
-    assert message in result.stderr and "Loading weights" not in result.stderr
+    assert_refused(launch("task=gsm8k_cot", *overrides, f"output_root={tmp_path}"), message)
     assert not list(tmp_path.rglob("manifest.json"))  # no run directory was started
 
 
@@ -103,4 +85,4 @@ def test_data_files_and_data_dir_together_are_refused(tmp_path):
     test = shared_data("gsm8k", "test.jsonl")
     result = launch("task=gsm8k_cot", f"task.data_files={test}", f"task.data_dir={test.parent}",
                     f"output_root={tmp_path}")
-    assert result.returncode == 2 and "not both" in result.stderr
+    assert_refused(result, "not both")

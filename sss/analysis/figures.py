@@ -63,16 +63,8 @@ def hyperparameter_figures(done: pd.DataFrame, metric: str, folder: Path) -> lis
                                 yerr=stats["std"].where(stats["count"] > 1).fillna(0),
                                 marker="o", capsize=3, label=label)
             name = param[len("param."):]
-            ax.set_xlabel(name)
-            ax.set_ylabel(metric)
-            ax.set_title(f"{sampler}: {metric} against {name}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-            path = folder / f"{_safe(metric)}_vs_{_safe(name)}__{_safe(sampler)}.png"
-            fig.tight_layout()
-            fig.savefig(path, dpi=FIGURE_DPI)
-            plt.close(fig)
-            written.append(path)
+            written.append(_save(plt, fig, ax, name, metric, f"{sampler}: {metric} against {name}",
+                                 folder / f"{_safe(metric)}_vs_{_safe(name)}__{_safe(sampler)}.png"))
     return written
 
 
@@ -102,14 +94,20 @@ def k_curve_figures(done: pd.DataFrame, kind: str, folder: Path) -> list[Path]:
             ax.plot([k for k, keep in zip(ks, present) if keep], means[present], marker="o", label=label)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(ks), [str(k) for k in ks])  # k itself, not 2^i
-        ax.set_xlabel("k (samples per question)")
-        ax.set_ylabel(f"{kind}@k")
-        ax.set_title(f"{kind}@k: {task} / {model}")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        path = folder / f"{kind}_at_k__{_safe(task)}__{_safe(model)}.png"
-        fig.tight_layout()
-        fig.savefig(path, dpi=FIGURE_DPI)
-        plt.close(fig)
-        written.append(path)
+        written.append(_save(plt, fig, ax, "k (samples per question)", f"{kind}@k",
+                             f"{kind}@k: {task} / {model}",
+                             folder / f"{kind}_at_k__{_safe(task)}__{_safe(model)}.png"))
     return written
+
+
+def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: Path) -> Path:
+    """Label, grid and legend every figure the same way, write it as PNG, free it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=FIGURE_DPI)
+    plt.close(fig)
+    return path

@@ -34,7 +34,7 @@ def check_run(run: Path) -> tuple[dict, pd.DataFrame]:
     first = samples[samples["repeat"] == 0]
     assert metrics["metrics"]["accuracy"] == pytest.approx(first["correct"].mean())
     assert metrics["metrics"]["overall_correct"] == pytest.approx(samples["correct"].mean())
-    lm_eval = metrics["lm_eval"]["results"]
+    lm_eval = metrics["lm_eval"]["results"]["sss_arith"]  # lm-eval's results, per lm-eval task
     assert lm_eval["exact_match,answers"] == pytest.approx(metrics["metrics"]["accuracy"])
     assert lm_eval["overall_correct,answers"] == pytest.approx(metrics["metrics"]["overall_correct"])
     # the answer column is what the task's extractor makes of the response

@@ -40,7 +40,7 @@ def test_every_model_config_carries_the_vllm_settings(model, monkeypatch):
     assert 0 < kwargs["gpu_memory_utilization"] <= 1 and kwargs["tensor_parallel_size"] >= 1
     assert "device" not in kwargs
     # the HF engine still gets exactly what it took before
-    hf = engine_kwargs(validate(compose_cfg(f"model={model}")).config["model"])
+    hf = engine_kwargs(validate(compose_cfg(f"model={model}", "model.engine=hf")).config["model"])
     assert set(hf) == {"batch_size", "dtype", "device", "trust_remote_code"}
 
 

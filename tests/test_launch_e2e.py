@@ -100,3 +100,32 @@ def test_a_failing_run_records_the_failure(tmp_path):
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["error"]
     assert not (run / "DONE").exists()
+
+
+def test_a_killed_run_is_recorded_as_interrupted_and_redone(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    args = ["sampler=greedy", "task.limit=2", "task.max_gen_toks=16", f"output_root={tmp_path}"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not run_dirs(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    (run,) = run_dirs(tmp_path)
+    time.sleep(2)  # inside the run: loading or generating
+    proc.send_signal(signal.SIGTERM)  # a plain `kill`, as a user or a scheduler sends it
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode != 0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted", (manifest["status"], stderr[-2000:])
+    assert "SystemExit" in manifest["error"] and not (run / "DONE").exists()
+    again = launch(*args)
+    assert again.returncode == 0 and "skipped" not in again.stdout
+    check_run(run)

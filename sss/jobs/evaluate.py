@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import signal
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -43,7 +46,8 @@ def evaluate(settings: RunSettings) -> RunDir:
     write_json(run.manifest, manifest.data)
     print(f"run directory: {run.path}")
     try:
-        metrics = _evaluate(settings, run, manifest)
+        with _terminate_as_exit():
+            metrics = _evaluate(settings, run, manifest)
     except BaseException as exc:
         # An error in the run is "failed"; a stop from outside (Ctrl-C, or submitit exiting
         # after requeueing a preempted job) is "interrupted". Either way DONE is not written,
@@ -56,6 +60,26 @@ def evaluate(settings: RunSettings) -> RunDir:
     run.mark_done()
     print_results(metrics)
     return run
+
+
+@contextlib.contextmanager
+def _terminate_as_exit():
+    """A plain `kill` (SIGTERM) ends the run through the handler above, so its manifest says
+    "interrupted" instead of "running" forever. Only where SIGTERM has its default action:
+    under submitit, whose own handlers manage preemption and requeue, nothing changes."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[str, Any]:

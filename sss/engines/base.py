@@ -48,6 +48,9 @@ class TokenTrace:
     p_max         float32  the raw distribution's largest probability
     entropy       float32  the raw distribution's entropy, in nats
     kept          int32    tokens left after temperature and rules (what was sampled from)
+    text_end      int32    length (characters) of the completion text up to and including this
+                           token, so a step can be placed in the response (e.g. before the
+                           answer phrase); the text is the one before the stop-string cut
     top_ids       int64 [n, N]    the N most probable tokens, best first (N = top_k asked for)
     top_logprobs  float32 [n, N]  their raw log-probabilities
     """
@@ -58,10 +61,11 @@ class TokenTrace:
     p_max: np.ndarray
     entropy: np.ndarray
     kept: np.ndarray
+    text_end: np.ndarray
     top_ids: np.ndarray | None = None
     top_logprobs: np.ndarray | None = None
 
-    COLUMNS = ("token_ids", "logprob", "rank", "p_max", "entropy", "kept")
+    COLUMNS = ("token_ids", "logprob", "rank", "p_max", "entropy", "kept", "text_end")
 
     def __len__(self) -> int:
         return len(self.token_ids)

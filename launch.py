@@ -26,6 +26,21 @@ def register_named_sweeps(folder: Path = ROOT / "sweeps") -> None:
 register_named_sweeps()
 
 
+def refuse_moved_keys(argv: list[str]) -> None:
+    """`model.engine=vllm` and the other engine keys that left the model config: one line that
+    names their new place, before Hydra answers with a struct error that does not."""
+    from sss.config import ENGINES, MOVED_TO_ENGINE
+
+    for arg in argv:
+        key, _, value = arg.lstrip("+~").partition("=")
+        if key.startswith("model.") and key[len("model."):] in MOVED_TO_ENGINE:
+            name = key[len("model."):]
+            hint = f"engine={value}" if name == "engine" else f"engine.{name}={value}"
+            print(f"error: {key} is now set through the engine group: use {hint} "
+                  f"(engines: {', '.join(ENGINES)}; docs/engines.md)", file=sys.stderr)
+            sys.exit(2)
+
+
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -56,4 +71,5 @@ def main(cfg: DictConfig):
 
 
 if __name__ == "__main__":
+    refuse_moved_keys(sys.argv[1:])
     main()

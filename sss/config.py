@@ -15,18 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 if TYPE_CHECKING:  # sss.samplers pulls in torch: imported where needed, so `job=analyze` never does
     from sss.samplers import SamplerSpec
 
-ENGINES = ("hf", "vllm")
-# The model-config keys each engine's lm-eval class (`sss-<engine>`) takes, besides the
-# model path, sampler and seed. vLLM runs on the platform its build targets, so `device`
-# is the HF engine's alone.
-ENGINE_KEYS = {
-    "hf": ("batch_size", "dtype", "device", "trust_remote_code"),
-    "vllm": ("batch_size", "dtype", "trust_remote_code", "gpu_memory_utilization",
-             "tensor_parallel_size", "max_model_len", "enforce_eager", "kv_cache_memory_bytes"),
-}
-# vLLM settings a model config may leave out, with vLLM's own defaults.
-VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "tensor_parallel_size": 1, "max_model_len": None,
-                 "enforce_eager": False, "kv_cache_memory_bytes": None}
+ENGINES = ("hf", "vllm", "dummy")
+# Keys that moved from the model config to the engine group, for the message that says where.
+MOVED_TO_ENGINE = {"engine", "device", "batch_size", "gpu_memory_utilization", "tensor_parallel_size",
+                   "max_model_len", "enforce_eager", "kv_cache_memory_bytes"}
 DTYPES = ("float32", "bfloat16", "float16")
 JOBS = ("evaluate", "analyze")
 
@@ -66,29 +58,42 @@ def _int(cfg: dict, key: str, low: int, allow_none: bool = False) -> None:
         raise _bad(key, value, f"an integer >= {low}" + (" or null" if allow_none else ""))
 
 
-def _check_vllm_settings(model: dict) -> None:
-    """The vLLM engine keys (checked whatever the engine, so a bad default fails early)."""
-    for key, default in VLLM_DEFAULTS.items():
-        model.setdefault(key, default)
-    gmu = model["gpu_memory_utilization"]
-    if isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1:
-        raise _bad("model.gpu_memory_utilization", gmu, "a fraction 0 < x <= 1")
-    _int({"model": model}, "model.tensor_parallel_size", 1)
-    _int({"model": model}, "model.max_model_len", 1, allow_none=True)
-    _int({"model": model}, "model.kv_cache_memory_bytes", 1, allow_none=True)
-    if not isinstance(model["enforce_eager"], bool):
-        raise _bad("model.enforce_eager", model["enforce_eager"], "true or false")
-    if model["engine"] == "vllm":
+def _check_engine(engine: dict) -> None:
+    """The engine group's settings, each engine its own (conf/engine/<name>.yaml)."""
+    name = engine.get("name")
+    if name not in ENGINES:
+        raise _bad("engine.name", name, f"one of {ENGINES} (choose with engine=<name>)")
+    if not isinstance(engine.get("_target_"), str):
+        raise _bad("engine._target_", engine.get("_target_"), "the engine class to build")
+    section = {"engine": engine}
+    if name in ("hf", "dummy"):
+        _int(section, "engine.max_rows", 1)
+    if name == "hf":
+        device = engine.get("device")
+        if not isinstance(device, str) or not (device == "cpu" or device.split(":")[0] == "cuda"):
+            raise _bad("engine.device", device, "cpu, cuda or cuda:N")
+        if engine.get("loop") not in ("sss", "generate"):
+            raise _bad("engine.loop", engine.get("loop"), "sss or generate")
+        gib = engine.get("kv_cache_gib")
+        if isinstance(gib, bool) or not isinstance(gib, (int, float)) or not gib > 0:
+            raise _bad("engine.kv_cache_gib", gib, "a positive number of GiB")
+        _int(section, "engine.batch_size", 1)
+    if name == "dummy":
+        _int(section, "engine.vocab_seed", 0)
+    if name == "vllm":
+        gmu = engine.get("gpu_memory_utilization")
+        if isinstance(gmu, bool) or not isinstance(gmu, (int, float)) or not 0 < gmu <= 1:
+            raise _bad("engine.gpu_memory_utilization", gmu, "a fraction 0 < x <= 1")
+        _int(section, "engine.tensor_parallel_size", 1)
+        _int(section, "engine.max_model_len", 1, allow_none=True)
+        _int(section, "engine.kv_cache_memory_bytes", 1, allow_none=True)
+        if engine.get("enforce_eager") not in (True, False, None):
+            raise _bad("engine.enforce_eager", engine.get("enforce_eager"), "true, false or null")
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise _bad("model.engine", "vllm", "an installed engine: vLLM is not installed "
+            raise _bad("engine", "vllm", "an installed engine: vLLM is not installed "
                        "(GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev)")
-
-
-def engine_kwargs(model: dict) -> dict[str, Any]:
-    """What `sss-<engine>` takes from a validated model config (besides path, sampler, seed)."""
-    return {key: model[key] for key in ENGINE_KEYS[model["engine"]]}
 
 
 def validate(cfg: DictConfig) -> RunSettings:
@@ -114,12 +119,15 @@ def validate(cfg: DictConfig) -> RunSettings:
     for key in ("name", "path"):
         if not isinstance(model.get(key), str) or not model[key]:
             raise _bad(f"model.{key}", model.get(key), "a non-empty string")
-    if model.get("engine") not in ENGINES:
-        raise _bad("model.engine", model.get("engine"), f"one of {ENGINES}")
+    moved = sorted(MOVED_TO_ENGINE & set(model))
+    if moved:
+        raise ConfigError(f"model.{moved[0]} is an engine setting now: choose the engine with "
+                          f"engine=<{'|'.join(ENGINES)}> and set engine.<key> (docs/engines.md)")
     if model.get("dtype") not in DTYPES:
         raise _bad("model.dtype", model.get("dtype"), f"one of {DTYPES}")
-    _int(plain, "model.batch_size", 1)
-    _check_vllm_settings(model)
+    if not isinstance(model.get("trust_remote_code"), bool):
+        raise _bad("model.trust_remote_code", model.get("trust_remote_code"), "true or false")
+    _check_engine(plain.get("engine") or {})
 
     task = plain["task"]
     if not isinstance(task.get("name"), str):

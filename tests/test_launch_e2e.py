@@ -1,4 +1,7 @@
-"""launch.py end to end on the embedded model, as a user runs it: run dirs, skip, metrics, repeats."""
+"""launch.py end to end as a user runs it: run dirs, skip, metrics, repeats, failures.
+
+The job's own behaviour runs on `engine=dummy` (no weights, seconds); the embedded model runs
+where the model matters (a real run, and a kill that must land while the model works)."""
 
 from __future__ import annotations
 
@@ -11,9 +14,8 @@ import yaml
 
 from conftest import launch
 
-pytestmark = pytest.mark.slow
-
 SMALL = ["task.limit=4", "task.max_gen_toks=40"]
+DUMMY = "engine=dummy"
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -44,6 +46,7 @@ def check_run(run: Path) -> tuple[dict, pd.DataFrame]:
     return metrics, samples
 
 
+@pytest.mark.slow
 def test_min_p_run_writes_a_complete_run_dir_and_relaunch_skips(tmp_path):
     args = ["sampler=min_p", "sampler.min_p=0.1", *SMALL, f"output_root={tmp_path}"]
     first = launch(*args)
@@ -71,7 +74,7 @@ def test_min_p_run_writes_a_complete_run_dir_and_relaunch_skips(tmp_path):
 
 
 def test_greedy_threshold_with_repeats_has_one_seed_per_repeat(tmp_path):
-    result = launch("sampler=greedy_threshold", "task.repeats=3", *SMALL, f"output_root={tmp_path}")
+    result = launch(DUMMY, "sampler=greedy_threshold", "task.repeats=3", *SMALL, f"output_root={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     (run,) = run_dirs(tmp_path)
     assert run.relative_to(tmp_path).parts[2] == "greedy_threshold"
@@ -81,7 +84,7 @@ def test_greedy_threshold_with_repeats_has_one_seed_per_repeat(tmp_path):
 
 
 def test_partial_run_is_redone(tmp_path):
-    args = ["sampler=greedy", "task.limit=2", "task.max_gen_toks=16", f"output_root={tmp_path}"]
+    args = [DUMMY, "sampler=greedy", "task.limit=2", "task.max_gen_toks=16", f"output_root={tmp_path}"]
     assert launch(*args).returncode == 0
     (run,) = run_dirs(tmp_path)
     (run / "DONE").unlink()
@@ -94,7 +97,7 @@ def test_partial_run_is_redone(tmp_path):
 def test_a_failing_run_records_the_failure(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "no target here"}\n')
-    result = launch(f"task.data_files={bad}", "task.limit=1", f"output_root={tmp_path / 'out'}")
+    result = launch(DUMMY, f"task.data_files={bad}", "task.limit=1", f"output_root={tmp_path / 'out'}")
     assert result.returncode != 0
     (run,) = run_dirs(tmp_path / "out")
     manifest = json.loads((run / "manifest.json").read_text())
@@ -102,6 +105,7 @@ def test_a_failing_run_records_the_failure(tmp_path):
     assert not (run / "DONE").exists()
 
 
+@pytest.mark.slow
 def test_a_killed_run_is_recorded_as_interrupted_and_redone(tmp_path):
     import os
     import signal

@@ -41,8 +41,10 @@ def test_slurm_preset_has_the_cluster_knobs():
     assert cfg.submitit_folder.endswith("/.submitit/%j")
 
 
-def test_gpu_request_follows_the_model_engine():
-    assert launcher_cfg("hydra/launcher=slurm", "model.device=cuda").gpus_per_node == 1
+def test_gpu_request_follows_the_engine():
+    assert launcher_cfg("hydra/launcher=slurm", "engine.device=cuda").gpus_per_node == 1
+    assert launcher_cfg("hydra/launcher=slurm").gpus_per_node is None
+    assert launcher_cfg("hydra/launcher=slurm", "engine=dummy").gpus_per_node is None
     assert gpus_per_job("hf", "cpu", 1) is None
     assert gpus_per_job("hf", "cuda:0", 1) == 1
 
@@ -61,7 +63,6 @@ def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_anything_runs(tmp_pat
     assert not list(tmp_path.rglob(".submitit")) and not list(tmp_path.rglob("manifest.json"))
 
 
-@pytest.mark.slow
 def test_local_launcher_a_failing_run_never_stops_the_others(tmp_path):
     """One run has broken data, the other is fine: the good one finishes, the bad one is
     recorded as failed in its manifest, the sweep exits 1 with a summary; a re-launch skips
@@ -69,7 +70,7 @@ def test_local_launcher_a_failing_run_never_stops_the_others(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "no target here"}\n')
     out = tmp_path / "out"
-    args = ["-m", "hydra/launcher=local", "sampler=greedy", "task.limit=2", "task.max_gen_toks=16",
+    args = ["-m", "hydra/launcher=local", "engine=dummy", "sampler=greedy", "task.limit=2", "task.max_gen_toks=16",
             f"task.data_files={bad},null", f"output_root={out}"]
     first = launch(*args)
     assert first.returncode == 1, first.stderr[-3000:]

@@ -112,7 +112,8 @@ def sacct_states(job_ids: list[str]) -> list[str]:
 
 
 def test_sweep_runs_every_job_relaunch_skips_all_and_analyze_reads_it(slurm, tmp_path):
-    args = [*SWEEP, "sampler.min_p=0.05,0.3", f"output_root={tmp_path}"]
+    # the weightless engine: this test is about the sweep, not the model
+    args = [*SWEEP, "engine=dummy", "sampler.min_p=0.05,0.3", f"output_root={tmp_path}"]
     first = launch(*args, timeout=WAIT_S)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
     assert "sweep: 2 jobs: 2 done" in first.stdout

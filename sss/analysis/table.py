@@ -23,7 +23,7 @@ PARAM_PREFIX = "param."
 ID_COLUMNS = ["task", "model", "sampler", "seed"]
 SETTING_KEYS = {"limit": ("task", "limit"), "repeats": ("task", "repeats"),
                 "num_fewshot": ("task", "num_fewshot"), "max_gen_toks": ("task", "max_gen_toks"),
-                "engine": ("model", "engine")}
+                "engine": ("engine", "name")}
 # status in the table: DONE decides "done"; otherwise the manifest's word, where "running"
 # and "interrupted" both mean a run that stopped (or is still going) without finishing.
 PARTIAL = {"running", "interrupted"}

@@ -126,6 +126,41 @@ def sampling_params(spec: SamplerSpec, **kwargs: Any) -> "SamplingParams":
     return SamplingParams(extra_args=extra, **kwargs)
 
 
+# extra_args key of a request whose per-step entropy and kept-set size the processor records
+# (in TRACE_STEPS, under the key's value) for the vLLM engine's token traces. The processor
+# runs in the engine-core process: the records reach the caller only when that is this
+# process (VLLM_ENABLE_V1_MULTIPROCESSING=0, which the sss vLLM engine sets by default).
+TRACE_KEY = "sss_trace"
+TRACE_STEPS: dict[str, list[tuple[float, int]]] = {}
+
+
+def _record_steps(traced, ruled: torch.Tensor) -> None:
+    rows, ids, entropy = traced
+    kept = torch.isfinite(ruled[rows]).sum(dim=-1)
+    for tid, h, k in zip(ids, entropy.tolist(), kept.tolist()):
+        TRACE_STEPS.setdefault(tid, []).append((h, k))
+
+
+def _follow_update(table: dict, batch_update: Any, value_of) -> None:
+    """Keep a batch-index -> value table in step with a V1 `BatchUpdate` (as the specs are)."""
+    for index in batch_update.removed:
+        table.pop(index, None)
+    for added in batch_update.added:
+        value = value_of(added[1])
+        if value is None:
+            table.pop(added[0], None)
+        else:
+            table[added[0]] = value
+    for a, b, direction in batch_update.moved:
+        va, vb = table.pop(a, None), table.pop(b, None)
+        if va is not None:
+            table[b] = va
+        if direction == MoveDirectionality.SWAP and vb is not None:
+            table[a] = vb
+    for index in [i for i in table if i >= batch_update.batch_size]:
+        del table[index]
+
+
 _BASES: tuple[type, ...] = (_V1Base,) + ((_V2Base,) if _V2Base is not None else ())
 
 
@@ -151,6 +186,7 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
         self._all_rows = False        # every row of the logits carries a spec
         self._width = 0               # rows of the logits the batch was built for
         self._batch: SamplerBatch | None = None
+        self._traces: dict[int, str] = {}  # batch index (V1) -> trace id of a request that wants one
 
     # ---------------------------------------------------------------- both
     @classmethod
@@ -196,6 +232,8 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
             del specs[index]
         if specs != before:
             self._changed = True
+        _follow_update(self._traces, batch_update,
+                       lambda params: (getattr(params, "extra_args", None) or {}).get(TRACE_KEY))
 
     # ------------------------------------------------------- V2 interface
     def add_request(self, req_idx: int, sampling_params: Any) -> bool:
@@ -220,12 +258,29 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
             self._layout_v2(logits.shape[0], ctx)
         if self._batch is None:
             return logits
+        traced = self._traced_rows(logits) if self._traces and ctx is None else None
         if self._all_rows:
             out = apply_rules(logits, self._batch)
-            return out if out.dtype == logits.dtype else logits.copy_(out)
-        rows = self._rows
-        logits[rows] = apply_rules(logits[rows], self._batch).to(logits.dtype)
-        return logits
+            out = out if out.dtype == logits.dtype else logits.copy_(out)
+        else:
+            rows = self._rows
+            logits[rows] = apply_rules(logits[rows], self._batch).to(logits.dtype)
+            out = logits
+        if traced is not None:
+            _record_steps(traced, out)
+        return out
+
+    def _traced_rows(self, logits: torch.Tensor):
+        """(rows, trace ids, raw entropies) of the rows whose requests asked for a trace; the
+        entropy must be taken before the rules overwrite the logits in place."""
+        pairs = sorted((row, tid) for row, tid in self._traces.items() if row < logits.shape[0])
+        if not pairs:
+            return None
+        rows = torch.tensor([row for row, _ in pairs], dtype=torch.long, device=logits.device)
+        logp = torch.log_softmax(logits[rows].float(), dim=-1)
+        p = logp.exp()
+        entropy = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(dim=-1)
+        return rows, [tid for _, tid in pairs], entropy
 
     # --------------------------------------------------------------- layout
     def _layout_v1(self, width: int) -> None:

@@ -43,6 +43,7 @@ def evaluate(settings: RunSettings) -> RunDir:
     })
     # what shapes the generations besides the sampler, in one place (also in config.yaml)
     manifest.data["generation"] = {key: config["task"][key] for key in GENERATION_KEYS}
+    manifest.data["engine"] = {k: v for k, v in config["engine"].items() if k != "_target_"}
     write_json(run.manifest, manifest.data)
     print(f"run directory: {run.path}")
     try:
@@ -93,19 +94,21 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     adapter = TASKS[task_cfg["name"]]
     task_files = write_task_yamls(run.path / "lm_eval_tasks", lm_eval_configs(task_cfg, cache_root()))
-    model_path = resolve_model_path(model_cfg["path"])
+    engine_cfg = config["engine"]
+    # the dummy engine has no weights: its model path is a label, never resolved or converted
+    model_path = model_cfg["path"] if engine_cfg["name"] == "dummy" else resolve_model_path(model_cfg["path"])
     manifest.phase("prepare", time.perf_counter() - t)
 
     t = time.perf_counter()
     import lm_eval
+    from hydra.utils import instantiate
     from lm_eval.tasks import TaskManager
 
-    from sss.config import engine_kwargs
-    from sss.evaluation import lm as _registers_models  # noqa: F401  (@register_model)
-    from sss.evaluation import vllm_lm as _registers_vllm  # noqa: F401  (vLLM loads lazily)
+    from sss.evaluation.lm import SamplerLM
 
-    lm = lm_eval.api.registry.get_model(f"sss-{model_cfg['engine']}")(
-        pretrained=model_path, sampler=spec, seed=settings.seed, **engine_kwargs(model_cfg))
+    generator = instantiate(engine_cfg, path=model_path, dtype=model_cfg["dtype"],
+                            trust_remote_code=model_cfg["trust_remote_code"])
+    lm = SamplerLM(generator, sampler=spec, seed=settings.seed)
     manifest.phase("load_model", time.perf_counter() - t)
 
     t = time.perf_counter()

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import LogitsProcessor
 
-from sss.engines.hf import HFGenerator, SamplerLogitsProcessor, SeededDraw, neutral_generation_config
+from sss.engines.base import Request
+from sss.engines.hf import HFEngine, SamplerLogitsProcessor, SeededDraw, neutral_generation_config
 from sss.samplers import SamplerSpec
 
 PROMPTS = ["Question: Ava has 3 apples and buys 4 more. How many apples does she have?\nAnswer:",
@@ -16,7 +17,13 @@ PROMPTS = ["Question: Ava has 3 apples and buys 4 more. How many apples does she
 
 @pytest.fixture(scope="module")
 def gen(smollm2_path):
-    return HFGenerator(smollm2_path, dtype="float32")
+    # transformers' generate() path: these tests drive model.generate with the public processor
+    return HFEngine(smollm2_path, dtype="float32", loop="generate")
+
+
+def requests(prompts, spec, seeds, max_new_tokens, stop=()):
+    return [Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
+            for p, s in zip(prompts, seeds)]
 
 
 class Recorder(LogitsProcessor):
@@ -99,13 +106,14 @@ def test_greedy_matches_hf_greedy(gen):
 
 def test_generate_is_reproducible_and_seeds_matter(gen):
     spec = SamplerSpec(temperature=1.2)
-    a = gen.generate(PROMPTS, spec, [1, 2, 3], 20, stop=[])
-    b = gen.generate(PROMPTS, spec, [1, 2, 3], 20, stop=[])
-    c = gen.generate(PROMPTS, spec, [4, 5, 6], 20, stop=[])
+    a = gen.generate(requests(PROMPTS, spec, [1, 2, 3], 20), progress=False)
+    b = gen.generate(requests(PROMPTS, spec, [1, 2, 3], 20), progress=False)
+    c = gen.generate(requests(PROMPTS, spec, [4, 5, 6], 20), progress=False)
     assert [g.text for g in a] == [g.text for g in b]
     assert [g.text for g in a] != [g.text for g in c]
 
 
 def test_stop_strings_cut_the_text(gen):
-    out = gen.generate(PROMPTS[:1], SamplerSpec(greedy=True), [0], 60, stop=["\n"])
+    out = gen.generate(requests(PROMPTS[:1], SamplerSpec(greedy=True), [0], 60, stop=["\n"]),
+                       progress=False)
     assert "\n" not in out[0].text and out[0].stopped == "stop"

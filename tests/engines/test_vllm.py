@@ -25,6 +25,7 @@ from vllm import SamplingParams  # noqa: E402
 
 from conftest import launch  # noqa: E402
 from sss.engines import vllm as adapter  # noqa: E402
+from sss.engines.base import Request  # noqa: E402
 from sss.engines.hf import SamplerLogitsProcessor as HFProcessor  # noqa: E402
 from sss.engines.vllm import SamplerLogitsProcessor, sampling_params, spec_from_params  # noqa: E402
 from sss.samplers import EDT, CalibratedEpsilon, SamplerConfigError, SamplerSpec, process_logits  # noqa: E402
@@ -259,10 +260,10 @@ class RecordingProcessor(SamplerLogitsProcessor):
 
 @pytest.fixture(scope="module")
 def gen(smollm2_path):
-    from sss.engines.vllm_generator import VLLMGenerator
+    from sss.engines.vllm_generator import VLLMEngine
 
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()
-    generator = VLLMGenerator(smollm2_path, dtype="float32", max_model_len=1024, enforce_eager=True,
+    generator = VLLMEngine(smollm2_path, dtype="float32", max_model_len=1024, enforce_eager=True,
                               kv_cache_memory_bytes=256 << 20, logits_processor=RecordingProcessor)
     yield generator
     del generator.llm
@@ -332,35 +333,48 @@ def test_engine_rejects_bad_specs_and_non_neutral_settings_at_admission(gen):
         gen.llm.generate([PROMPT], SamplingParams(temperature=0.5, extra_args={"sss": {"min_p": 0.1}}),
                          use_tqdm=False)
     # the engine is still usable afterwards
-    assert gen.generate([PROMPT], SamplerSpec(greedy=True), [0], 4, stop=[])[0].new_tokens == 4
+    assert gen.generate(reqs([PROMPT], SamplerSpec(greedy=True), [0], 4), progress=False)[0].new_tokens == 4
+
+
+def reqs(prompts, spec, seeds, max_new_tokens, stop=()):
+    return [Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
+            for p, s in zip(prompts, seeds)]
 
 
 def test_generate_seeds_token_data_and_stop_strings(gen):
-    spec = SamplerSpec(temperature=1.3)
+    spec = SamplerSpec(temperature=1.3, min_p=0.05)
     prompts = [PROMPT, "The capital of France is"]
-    a = gen.generate(prompts, spec, [1, 2], 12, stop=[], logprobs=5)
-    b = gen.generate(prompts, spec, [1, 2], 12, stop=[], logprobs=5)
-    c = gen.generate(prompts, spec, [3, 4], 12, stop=[])
+    a = gen.generate(reqs(prompts, spec, [1, 2], 12), trace_top_k=5, progress=False)
+    b = gen.generate(reqs(prompts, spec, [1, 2], 12), trace_top_k=5, progress=False)
+    c = gen.generate(reqs(prompts, spec, [3, 4], 12), progress=False)
     assert [g.text for g in a] == [g.text for g in b]
     assert [g.text for g in a] != [g.text for g in c]
-    assert c[0].tokens is None
-    trace = a[0].tokens
-    assert trace.mode == "raw_logprobs" and len(trace.token_ids) == a[0].new_tokens == 12
-    for lp, rank, top_ids, top_lps, tok in zip(trace.logprobs, trace.ranks, trace.top_ids,
-                                                trace.top_logprobs, trace.token_ids):
-        assert len(top_ids) == 5 and top_lps == sorted(top_lps, reverse=True)
-        assert (tok in top_ids) == (rank <= 5) and lp <= top_lps[0]
-        if tok in top_ids:
-            assert top_lps[top_ids.index(tok)] == lp
-    out = gen.generate(["Count: 1, 2, 3,"], SamplerSpec(greedy=True), [0], 40, stop=[" 6"])
+    assert c[0].trace is None
+    for g in a:
+        trace = g.trace
+        assert len(trace) == g.new_tokens == 12
+        assert trace.top_ids.shape == trace.top_logprobs.shape == (12, 5)
+        for i, tok in enumerate(trace.token_ids):
+            top_ids, top_lps = list(trace.top_ids[i]), list(trace.top_logprobs[i])
+            assert top_lps == sorted(top_lps, reverse=True)
+            assert (tok in top_ids) == (trace.rank[i] <= 5) and trace.logprob[i] <= top_lps[0] + 1e-6
+            assert trace.p_max[i] == pytest.approx(math.exp(top_lps[0]), rel=1e-5)
+            # entropy and kept come from the logits processor: real values, not placeholders
+            assert 0 <= trace.entropy[i] < math.log(49152) and trace.kept[i] >= 1
+            # min-p 0.05 at T = 1.3: the chosen token is among the kept ones
+            assert trace.rank[i] <= trace.kept[i]
+        assert list(trace.text_end) == sorted(trace.text_end) and trace.text_end[-1] >= len(g.text)
+    out = gen.generate(reqs(["Count: 1, 2, 3,"], SamplerSpec(greedy=True), [0], 40, stop=[" 6"]),
+                       trace_top_k=0, progress=False)
     assert out[0].stopped == "stop" and " 6" not in out[0].text and out[0].text.strip()
+    assert (out[0].trace.rank == 1).all() and (out[0].trace.kept == 1).all()
 
 
 def test_launch_with_the_vllm_engine_writes_a_complete_run(tmp_path, monkeypatch):
     # as a user runs it: vLLM's default engine-core process, so the processor and the specs
     # in extra_args cross a process boundary
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-    result = launch("model.engine=vllm", "sampler=min_p", "sampler.min_p=0.1", "task.limit=4",
+    result = launch("engine=vllm", "sampler=min_p", "sampler.min_p=0.1", "task.limit=4",
                     "task.max_gen_toks=40", f"output_root={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     (done,) = list(tmp_path.rglob("DONE"))

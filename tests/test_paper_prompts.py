@@ -56,7 +56,8 @@ def test_gsm8k_paper_prompt_is_lm_evals_rendering_of_the_papers_task(tmp_path):
     got, expected = contexts(ours, limit), contexts(reference, limit)
     assert len(got) == limit and got == expected
     # what that means, spelled out on the first question
-    shots = yaml.safe_load((LM_EVAL_TASKS / "gsm8k" / "gsm8k-cot.yaml").read_text())["fewshot_config"]["samples"]
+    shipped = yaml.safe_load((LM_EVAL_TASKS / "gsm8k" / "gsm8k-cot.yaml").read_text())
+    shots = shipped["fewshot_config"]["samples"]
     doc = ours.test_docs()[0]
     assert got[0] == "".join(f"Question: {s['question']}\n Answer:  {s['target']}\n\n" for s in shots[:5]) \
         + f"Question: {doc['question']}\n Answer: "
@@ -91,7 +92,8 @@ def test_bbh_paper_prompts_are_lm_evals_cot_fewshot_with_the_papers_delimiter(tm
         assert got[0].endswith("\nA: Let's think step by step.\n")
         assert ours[f"sss_bbh_cot_{name}"].config.generation_kwargs["until"] == ["</s>", "Q", "\n\n"]
     # an exemplar's reasoning follows its cue after the newline and a space
-    assert "A: Let's think step by step.\n We start at the origin" in contexts(ours["sss_bbh_cot_navigate"], 1)[0]
+    navigate = contexts(ours["sss_bbh_cot_navigate"], 1)[0]
+    assert "A: Let's think step by step.\n We start at the origin" in navigate
 
 
 def test_mmlu_pro_paper_prompts_are_lm_evals_mmlu_pro_task(tmp_path):

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -139,7 +138,8 @@ def test_paper_chain_equals_lm_evals_filters_and_metric(task):
             responses = [rng.choice(pool[:rng.randint(2, len(pool))]) for _ in range(n)]
             extracted = [rules.extract(r) for r in responses]
             assert extracted == lm_eval_extract(responses, rules.regex)
-            assert paper_question_metrics(extracted, target, rules) == lm_eval_question(responses, target, task)
+            expected = lm_eval_question(responses, target, task)
+            assert paper_question_metrics(extracted, target, rules) == expected
             checked += 1
     assert checked == 60 * len(targets)
 
@@ -159,16 +159,17 @@ def test_the_papers_vote_differs_from_sss_where_the_issue_says():
     extracted = [rules.extract(r) for r in ["The answer is $18.", "The answer is 18.", "The answer is 7."]]
     assert extracted == ["$18", "18", "7"]
     assert paper_question_metrics(extracted, "18", rules)["unique_answers"] == 3.0
-    assert lm_eval_maj(["The answer is 7.", "The answer is $18.", "The answer is 18."], "18", "gsm8k_cot", 3) \
-        is False
+    outvoted = ["The answer is 7.", "The answer is $18.", "The answer is 18."]
+    assert lm_eval_maj(outvoted, "18", "gsm8k_cot", 3) is False
 
 
 def test_scores_pool_questions_and_keep_tasks_apart():
     rules = paper_rules("bbh_cot")
     rows = []
-    for task, target, responses in (("sss_bbh_cot_navigate", "Yes", ["So the answer is Yes.", "x"]),
-                                    ("sss_bbh_cot_snarks", "(A)", ["So the answer is (B).", "So the answer is (A)."]),
-                                    ("sss_bbh_cot_snarks", "(B)", ["So the answer is (B).", "So the answer is (B)."])):
+    questions = (("sss_bbh_cot_navigate", "Yes", ["So the answer is Yes.", "x"]),
+                 ("sss_bbh_cot_snarks", "(A)", ["So the answer is (B).", "So the answer is (A)."]),
+                 ("sss_bbh_cot_snarks", "(B)", ["So the answer is (B).", "So the answer is (B)."]))
+    for task, target, responses in questions:
         doc_id = sum(r["lm_eval_task"] == task for r in rows) // 2
         for repeat, response in enumerate(responses):
             rows.append({"lm_eval_task": task, "doc_id": doc_id, "repeat": repeat, "response": response,

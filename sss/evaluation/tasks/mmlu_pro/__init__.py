@@ -114,7 +114,8 @@ def check(task_cfg: dict) -> None:
     if task_cfg.get("prompt") == "paper":
         for slug in subjects(task_cfg):
             if not paper_source(slug).is_file():
-                raise bad("prompt", "paper", f"an lm-eval with {paper_source(slug)} (the paper's MMLU-Pro task)")
+                raise bad("prompt", "paper",
+                          f"an lm-eval with {paper_source(slug)} (the paper's MMLU-Pro task)")
     if task_cfg.get("data_dir"):
         _check_local(task_cfg, Path(task_cfg["data_dir"]).expanduser().resolve())
 

@@ -179,4 +179,9 @@ def _validate_analyze(plain: dict) -> RunSettings:
     metric = options.get("metric")
     if not isinstance(metric, str) or not metric:
         raise _bad("analyze.metric", metric, "a metric name (e.g. accuracy)")
+    scoring = options.get("scoring", "sss")
+    if scoring not in ("sss", "paper"):
+        raise _bad("analyze.scoring", scoring, "sss or paper (which metric set to show)")
+    if not isinstance(options.get("rescore", False), bool):
+        raise _bad("analyze.rescore", options.get("rescore"), "true or false")
     return RunSettings(spec=None, seed=plain["seed"], config=plain)

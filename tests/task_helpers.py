@@ -10,10 +10,13 @@ from conftest import ROOT
 
 
 def task_config(name: str, **overrides) -> dict:
-    """The Hydra task config conf/task/<name>.yaml with overrides, as plain data."""
+    """The Hydra task config conf/task/<name>.yaml with overrides, as plain data (interpolations
+    such as the prompt's stops resolved, as Hydra resolves them for a run)."""
+    from omegaconf import OmegaConf
+
     cfg = yaml.safe_load((ROOT / "conf" / "task" / f"{name}.yaml").read_text())
     cfg.update(overrides)
-    return cfg
+    return OmegaConf.to_container(OmegaConf.create({"task": cfg}), resolve=True)["task"]
 
 
 def load_tasks(cfg: dict, folder: Path) -> dict:

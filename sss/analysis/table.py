@@ -49,8 +49,24 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def run_record(run: Path) -> dict[str, Any]:
-    """The table row of one run directory."""
+def metric_set(run: Path, metrics: dict[str, Any], scoring: str = "sss",
+               rescore: bool = False) -> dict[str, Any]:
+    """A finished run's metrics of one scoring (`sss` or `paper`): as metrics.json recorded them,
+    or recomputed from samples.parquet (`rescore`); empty where the run has no such set."""
+    if rescore:
+        from sss.evaluation.records import rescore as recompute
+
+        try:
+            return (recompute(run, scoring) or {}).get("metrics", {})
+        except FileNotFoundError:  # a run without samples.parquet has nothing to rescore
+            return {}
+    if scoring == "paper":
+        return (metrics.get("paper") or {}).get("metrics") or {}
+    return metrics.get("metrics") or {}
+
+
+def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[str, Any]:
+    """The table row of one run directory, with the metrics of `scoring` (see `metric_set`)."""
     manifest = _read_json(run / "manifest.json") or {}
     ident = manifest.get("run") or {}
     done = (run / "DONE").is_file()
@@ -81,19 +97,20 @@ def run_record(run: Path) -> dict[str, Any]:
     metrics = _read_json(run / "metrics.json") if done else None
     if metrics:
         row["n_docs"] = metrics.get("n_docs")
-        for name, value in (metrics.get("metrics") or {}).items():
+        for name, value in metric_set(run, metrics, scoring, rescore).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 row[name if name not in row else f"metric.{name}"] = float(value)
     return row
 
 
-def runs_table(runs: Iterable[Path], progress: bool = False) -> pd.DataFrame:
+def runs_table(runs: Iterable[Path], progress: bool = False, scoring: str = "sss",
+               rescore: bool = False) -> pd.DataFrame:
     runs = list(runs)
     if progress:
         from tqdm import tqdm
 
         runs = tqdm(runs, desc="reading runs", unit="run")
-    frame = pd.DataFrame([run_record(Path(run)) for run in runs])
+    frame = pd.DataFrame([run_record(Path(run), scoring, rescore) for run in runs])
     if frame.empty:
         return frame
     frame = frame.sort_values(["task", "model", "sampler", *param_columns(frame), "seed"],

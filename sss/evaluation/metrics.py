@@ -12,16 +12,27 @@ function of those rows, so an analysis can always recompute it.
   answer reached first, so the vote is deterministic.
 - pass@k: probability that at least one of k samples drawn from the n is correct,
   the unbiased estimator 1 - C(n-c, k) / C(n, k) of Chen et al. (2021).
+
+The paper's metrics (`paper_summarize`, metrics.json `paper`) run lm-eval's chain on the
+same rows instead (sss/evaluation/paper_scoring.py): each response's raw extracted string
+(first regex match or "[invalid]"); maj@k the most frequent raw string of the first k
+repeats (invalid ones vote and can win; ties to the first seen), graded by exact match
+with the task's ignore rules; pass@k the oracle over the first k (one of them is correct);
+accuracy the first repeat; overall_correct the share of correct repeats; unique_answers
+the distinct raw strings per question, "[invalid]" included.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import pandas as pd
 
 from .answers import INVALID
+
+if TYPE_CHECKING:
+    from .paper_scoring import PaperRules
 
 QUESTION = ["lm_eval_task", "doc_id"]
 
@@ -96,5 +107,47 @@ def summarize(samples: pd.DataFrame) -> dict[str, float]:
 
 def summarize_by_task(samples: pd.DataFrame) -> dict[str, dict[str, float]]:
     table = per_question(samples)
+    return {task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
+            for task, group in table.groupby("lm_eval_task")}
+
+
+def paper_question_metrics(extracted: Sequence[str], reference: str, rules: PaperRules) -> dict[str, float]:
+    """The paper's metrics of one question from its repeats' raw extracted strings, in order."""
+    n = len(extracted)
+    correct = [rules.matches(answer, reference) for answer in extracted]
+    out = {"accuracy": float(correct[0]), "overall_correct": sum(correct) / n,
+           "unique_answers": float(len(set(extracted)))}
+    for k in k_values(n):
+        # lm-eval's majority_vote: Counter.most_common keeps first-seen order among equal counts
+        vote = Counter(extracted[:k]).most_common(1)[0][0]
+        out[f"maj@{k}"] = float(rules.matches(vote, reference))
+    for k in k_values(n):
+        out[f"pass@{k}"] = float(any(correct[:k]))
+    return out
+
+
+def paper_per_question(samples: pd.DataFrame, rules: PaperRules) -> pd.DataFrame:
+    """One row per question with the paper's metrics, recomputed from each response.
+
+    The reference is the paper's target (`reference`); runs recorded before that column
+    existed fall back to sss's normalised `target`, which the exact-match rules treat alike
+    for these tasks (case, commas, "$")."""
+    reference = "reference" if "reference" in samples.columns else "target"
+    rows = []
+    ordered = samples.sort_values(QUESTION + ["repeat"])
+    for (task, doc_id), group in ordered.groupby(QUESTION, sort=False):
+        extracted = [rules.extract(response) for response in group["response"]]
+        rows.append({"lm_eval_task": task, "doc_id": doc_id,
+                     **paper_question_metrics(extracted, str(group[reference].iloc[0]), rules)})
+    return pd.DataFrame(rows)
+
+
+def paper_summarize(samples: pd.DataFrame, rules: PaperRules) -> dict[str, float]:
+    table = paper_per_question(samples, rules)
+    return {name: float(table[name].mean()) for name in _ordered(table.columns)}
+
+
+def paper_summarize_by_task(samples: pd.DataFrame, rules: PaperRules) -> dict[str, dict[str, float]]:
+    table = paper_per_question(samples, rules)
     return {task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
             for task, group in table.groupby("lm_eval_task")}

@@ -14,7 +14,7 @@ from sss.config import RunSettings
 def analyze(settings: RunSettings) -> Path:
     from sss.analysis.figures import curve_points, hyperparameter_figures, k_curve_figures
     from sss.analysis.report import write_report
-    from sss.analysis.table import runs_table, write_table
+    from sss.analysis.table import metric_columns, runs_table, write_table
     from sss.runs.discovery import find_runs
 
     options = settings.config["analyze"]
@@ -22,7 +22,8 @@ def analyze(settings: RunSettings) -> Path:
     output = Path(options["output"]).expanduser() if options.get("output") else source / "analysis"
     metric = options.get("metric") or "accuracy"
 
-    frame = runs_table(find_runs(source), progress=True)
+    scoring, rescore = options.get("scoring", "sss"), bool(options.get("rescore", False))
+    frame = runs_table(find_runs(source), progress=True, scoring=scoring, rescore=rescore)
     parquet, csv = write_table(frame, output)
 
     figures_dir = output / "figures"
@@ -31,6 +32,15 @@ def analyze(settings: RunSettings) -> Path:
         old.unlink()
     done = frame[frame["status"] == "done"]
     notes = []
+    if scoring != "sss" or rescore:
+        notes.append(f"metrics: the {scoring} scoring" + (", recomputed from each run's samples.parquet"
+                                                          if rescore else " recorded in metrics.json"))
+    scored = metric_columns(done)
+    unscored = len(done) if not scored else int(done[scored].isna().all(axis=1).sum())
+    if unscored:
+        notes.append(f"{unscored} finished runs have no {scoring} metrics"
+                     + ("" if rescore else " in metrics.json (analyze.rescore=true computes them "
+                        "from samples.parquet where the task has that scoring)"))
     figures = hyperparameter_figures(done, metric, figures_dir)
     if not figures:
         notes.append(f"{metric} against hyperparameters: no sampler had a swept numeric "

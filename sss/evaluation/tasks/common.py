@@ -8,9 +8,12 @@ repeats and generation settings, so the run directory records exactly what ran.
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+
+import yaml
 
 # datasets' builder for each local file type a task accepts
 LOCAL_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -22,6 +25,32 @@ class TaskConfigError(ValueError):
 
 def bad(key: str, value: Any, allowed: str) -> TaskConfigError:
     return TaskConfigError(f"task.{key} = {value!r} is not allowed: expected {allowed}")
+
+
+def lm_eval_task_file(*parts: str) -> Path:
+    """A task file shipped inside the installed lm-eval package (found without importing it)."""
+    spec = importlib.util.find_spec("lm_eval")
+    if spec is None or not spec.submodule_search_locations:
+        raise TaskConfigError("lm-eval is not installed (pip install lm-eval)")
+    return Path(list(spec.submodule_search_locations)[0], "tasks", *parts)
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """Reads lm-eval task YAMLs as data: a `!function` tag stays its text."""
+
+
+_TaggedLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+
+
+def read_lm_eval_yaml(path: Path) -> dict[str, Any]:
+    """One lm-eval task YAML as data (its own keys; `include`s are not followed)."""
+    return yaml.load(path.read_text(), Loader=_TaggedLoader)  # noqa: S506 (a SafeLoader)
+
+
+def paper_includes(lm_eval_file: Path, overlay: Path) -> dict[str, Any]:
+    """lm-eval keys that build a task from lm-eval's own task file with sss's overlay on top
+    (the overlay's keys win; lm-eval resolves the file's own includes and functions)."""
+    return {"include": [str(lm_eval_file), str(overlay)]}
 
 
 def run_settings(task_cfg: dict) -> dict[str, Any]:
@@ -64,6 +93,8 @@ class TaskAdapter:
     check: Callable[[dict], None]
     # how many few-shot exemplars the task has (None: `check` decides, e.g. user exemplar files)
     max_fewshot: int | None
+    # the prompt styles `task.prompt` may name: sss's own, and "paper" where sss has the paper's
+    prompts: tuple[str, ...] = ("sss",)
 
     def scoring_module(self):
         import importlib
@@ -71,6 +102,9 @@ class TaskAdapter:
         return importlib.import_module(self.scoring)
 
     def validate(self, task_cfg: dict) -> None:
+        prompt = task_cfg.get("prompt", "sss")
+        if prompt not in self.prompts:
+            raise bad("prompt", prompt, f"one of {list(self.prompts)} for task {self.name}")
         data_files, data_dir = task_cfg.get("data_files"), task_cfg.get("data_dir")
         if data_files and data_dir:
             raise bad("data_files", data_files, "either task.data_files or task.data_dir, not both")

@@ -4,13 +4,18 @@ The exemplars are BBH's own chain-of-thought prompts (`cot-prompts/<task>.txt`,
 shipped here under BBH's MIT licence), split into the task description and its
 worked examples so that `task.num_fewshot` (0-3) is honoured; with all three the
 prompt is the BBH prompt file verbatim, followed by "Q: <input>\nA: Let's think step by step.".
+
+`task.prompt=paper` runs each task as the paper did instead: lm-eval's own
+bbh/cot_fewshot/<task>.yaml (read from the installed package at run time) with the
+paper template's change, a space before each exemplar's target (bbh_cot_paper.yaml).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ..common import TaskAdapter, bad, local_dataset, run_settings
+from ..common import TaskAdapter, bad, lm_eval_task_file, local_dataset, paper_includes, read_lm_eval_yaml, \
+    run_settings
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "cot-prompts"
@@ -20,6 +25,12 @@ ANSWER_CUE = "A: Let's think step by step."
 HEADER_END = "-----\n"
 # Where a BBH task file may sit in `task.data_dir` (the BBH repository uses bbh/).
 TASK_FOLDERS = ("bbh", "tasks", ".")
+PAPER_OVERLAY = HERE / "bbh_cot_paper.yaml"
+
+
+def paper_source(subtask: str) -> Path:
+    """lm-eval's chain-of-thought few-shot task file of one BBH task (the paper's base)."""
+    return lm_eval_task_file("bbh", "cot_fewshot", f"{subtask}.yaml")
 
 
 def parse_prompt(text: str) -> tuple[str, list[dict[str, str]], str]:
@@ -86,6 +97,15 @@ def check(task_cfg: dict) -> None:
             raise bad("data_dir", task_cfg["data_dir"],
                       f"a BBH folder with <task>.json in bbh/, tasks/ or the folder itself; "
                       f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+    if task_cfg.get("prompt") == "paper":
+        for subtask in subtasks(task_cfg):
+            source = paper_source(subtask)
+            if not source.is_file():
+                raise bad("prompt", "paper", f"an lm-eval with {source} (the paper's BBH prompts)")
+            shots = len(read_lm_eval_yaml(source)["fewshot_config"]["samples"])
+            if task_cfg["num_fewshot"] > shots:
+                raise bad("num_fewshot", task_cfg["num_fewshot"], f"at most {shots} ({source})")
+        return
     folder = prompt_folder(task_cfg)
     for subtask in subtasks(task_cfg):
         path = folder / f"{subtask}.txt"
@@ -99,21 +119,26 @@ def check(task_cfg: dict) -> None:
 def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     configs = {}
     folder = prompt_folder(task_cfg)
+    paper = task_cfg.get("prompt") == "paper"
     for subtask in subtasks(task_cfg):
-        description, shots, separator = parse_prompt((folder / f"{subtask}.txt").read_text())
         name = f"sss_bbh_cot_{subtask}"
-        config = {"include": str(HERE / "bbh_cot.yaml"), "task": name}
+        config = paper_includes(paper_source(subtask), PAPER_OVERLAY) if paper else \
+            {"include": str(HERE / "bbh_cot.yaml")}
+        config["task"] = name
         if task_cfg.get("data_dir"):
             config.update(local_dataset(task_file(Path(task_cfg["data_dir"]).expanduser().resolve(),
                                                   subtask), field="examples"))
         else:
             config["dataset_name"] = subtask
-        config["description"] = description + "\n\n" if description else ""
-        config["fewshot_config"] = {"sampler": "first_n", "samples": shots,
-                                    "doc_to_target": "{{cot}}", "target_delimiter": separator}
+        if not paper:
+            description, shots, separator = parse_prompt((folder / f"{subtask}.txt").read_text())
+            config["description"] = description + "\n\n" if description else ""
+            config["fewshot_config"] = {"sampler": "first_n", "samples": shots,
+                                        "doc_to_target": "{{cot}}", "target_delimiter": separator}
         config.update(run_settings(task_cfg))
         configs[name] = config
     return configs
 
 
-ADAPTER = TaskAdapter("bbh_cot", "sss.evaluation.tasks.bbh.utils", build, check, max_fewshot=3)
+ADAPTER = TaskAdapter("bbh_cot", "sss.evaluation.tasks.bbh.utils", build, check, max_fewshot=3,
+                      prompts=("sss", "paper"))

@@ -11,10 +11,16 @@ from __future__ import annotations
 import re
 
 from sss.evaluation.answers import INVALID, after_answer_is, normalize_number
+from sss.evaluation.paper_scoring import PaperRules
 from sss.evaluation.scoring import per_doc_metrics
 
 _CHOICE = re.compile(r"\(?([A-R])\)?(?=$|[\s.,:;)])")
 _NUMBER_ONLY = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
+
+# The paper's BBH template: everything after a lower-case "the answer is" on its line but the
+# line's last character, graded ignoring case and punctuation.
+PAPER_RULES = PaperRules(regex=r"(?<=the answer is )(.*)(?=.)", ignore_case=True,
+                         ignore_punctuation=True)
 
 
 def normalize_answer(text: str) -> str:
@@ -45,6 +51,10 @@ def extract_answers(resps, docs):
 
 def target_of(doc: dict) -> str:
     return normalize_answer(doc["target"])
+
+
+def paper_target(doc: dict) -> str:
+    return doc["target"]
 
 
 def is_correct(answer: str, doc: dict) -> bool:

@@ -6,6 +6,10 @@ that form (calculator annotations dropped, "#### N" -> "The answer is N.", one l
 the paper used the classic hand-written chain-of-thought exemplars instead, which
 sss does not redistribute (docs/tasks.md). Users may point `task.fewshot_file`
 at any JSONL of {question, rationale} to use their own.
+
+`task.prompt=paper` runs the paper's task instead: lm-eval's own gsm8k-cot.yaml (its
+chain-of-thought exemplars, read from the installed package at run time) with the
+paper's question form "Question: ...\n Answer: " (gsm8k_cot_paper.yaml); docs/paper.md.
 """
 
 from __future__ import annotations
@@ -13,10 +17,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..common import TaskAdapter, bad, local_dataset, local_file, run_settings
+from ..common import (TaskAdapter, bad, lm_eval_task_file, local_dataset, local_file, paper_includes,
+                      read_lm_eval_yaml, run_settings)
 
 HERE = Path(__file__).resolve().parent
 EXEMPLARS = HERE / "exemplars.jsonl"
+PAPER_OVERLAY = HERE / "gsm8k_cot_paper.yaml"
+
+
+def paper_source() -> Path:
+    """lm-eval's chain-of-thought GSM8K task, whose exemplars the paper used."""
+    return lm_eval_task_file("gsm8k", "gsm8k-cot.yaml")
 
 
 def exemplars(path: Path = EXEMPLARS) -> list[dict[str, str]]:
@@ -32,7 +43,25 @@ def _fewshot(task_cfg: dict) -> list[dict[str, str]]:
                      else EXEMPLARS)
 
 
+def _check_paper(task_cfg: dict) -> None:
+    if task_cfg.get("fewshot_file") is not None:
+        raise bad("fewshot_file", task_cfg["fewshot_file"],
+                  "null with task.prompt=paper (the paper's exemplars are lm-eval's gsm8k-cot ones)")
+    source = paper_source()
+    if not source.is_file():
+        raise bad("prompt", "paper", f"an lm-eval with {source} (the paper's exemplars)")
+    shots = len(read_lm_eval_yaml(source)["fewshot_config"]["samples"])
+    if task_cfg["num_fewshot"] > shots:
+        raise bad("num_fewshot", task_cfg["num_fewshot"], f"at most {shots} (the exemplars in {source})")
+
+
 def check(task_cfg: dict) -> None:
+    path = local_file(task_cfg, "test.jsonl")
+    if path is not None and not path.is_file():
+        raise bad("data_dir", task_cfg["data_dir"], "a folder with test.jsonl (GSM8K as OpenAI released it)")
+    if task_cfg.get("prompt") == "paper":
+        _check_paper(task_cfg)
+        return
     fewshot_file = task_cfg.get("fewshot_file")
     if fewshot_file is not None and not Path(str(fewshot_file)).expanduser().is_file():
         raise bad("fewshot_file", fewshot_file, "an existing JSONL file of {question, rationale}")
@@ -43,21 +72,22 @@ def check(task_cfg: dict) -> None:
     if task_cfg["num_fewshot"] > len(shots):
         raise bad("num_fewshot", task_cfg["num_fewshot"],
                   f"at most {len(shots)} (the exemplars in {fewshot_file or EXEMPLARS.name})")
-    path = local_file(task_cfg, "test.jsonl")
-    if path is not None and not path.is_file():
-        raise bad("data_dir", task_cfg["data_dir"], "a folder with test.jsonl (GSM8K as OpenAI released it)")
 
 
 def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
-    config = {"include": str(HERE / "gsm8k_cot.yaml"), "task": "sss_gsm8k_cot"}
+    paper = task_cfg.get("prompt") == "paper"
+    config = paper_includes(paper_source(), PAPER_OVERLAY) if paper else \
+        {"include": str(HERE / "gsm8k_cot.yaml")}
+    config["task"] = "sss_gsm8k_cot"
     path = local_file(task_cfg, "test.jsonl")
     if path is not None:
         config.update(local_dataset(path))
-    config["fewshot_config"] = {"sampler": "first_n", "samples": _fewshot(task_cfg),
-                                "doc_to_target": "{{rationale}}"}
+    if not paper:
+        config["fewshot_config"] = {"sampler": "first_n", "samples": _fewshot(task_cfg),
+                                    "doc_to_target": "{{rationale}}"}
     config.update(run_settings(task_cfg))
     return {"sss_gsm8k_cot": config}
 
 
 ADAPTER = TaskAdapter("gsm8k_cot", "sss.evaluation.tasks.gsm8k.utils", build, check,
-                      max_fewshot=None)
+                      max_fewshot=None, prompts=("sss", "paper"))

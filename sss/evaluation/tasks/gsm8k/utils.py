@@ -5,9 +5,18 @@ from __future__ import annotations
 import re
 
 from sss.evaluation.answers import normalize_number, number_after_answer_is
+from sss.evaluation.paper_scoring import PaperRules
 from sss.evaluation.scoring import per_doc_metrics
 
 _CALCULATOR = re.compile(r"<<[^>]*>>")
+
+# The paper's GSM8K task YAML: what follows "The answer is" up to a full stop or backslash,
+# graded case-insensitively after deleting these patterns (in this order) from both sides.
+PAPER_RULES = PaperRules(
+    regex=r"(?<=[Tt]he answer is )[^.\\]+", ignore_case=True, ignore_punctuation=False,
+    regexes_to_ignore=(",", r"\$", r"(?s).*#### ", r"\.$", r"\\boxed\{", r"\}\$", r"\{|\}", ":",
+                       r"\s+", r"[a-zA-Z]+", r"\\[\(\)]", r"\\[\[\]]", r"\\"),
+)
 
 
 def extract_answers(resps, docs):
@@ -19,6 +28,11 @@ def target_of(doc: dict) -> str:
     """The gold number after '####' in a GSM8K answer, normalised like the extracted answers."""
     raw = doc["answer"].split("####")[-1]
     return normalize_number(raw) or raw.strip()
+
+
+def paper_target(doc: dict) -> str:
+    """The paper's reference: the text after '####', as its YAML's doc_to_target gives it."""
+    return doc["answer"].split("####")[-1].strip()
 
 
 def is_correct(answer: str, doc: dict) -> bool:

@@ -12,6 +12,10 @@ Local data (`task.data_dir`; MMLU-Pro is not shipped with sss) holds both splits
 or the same names directly in <data_dir>, or <data_dir>/test.jsonl and validation.jsonl
 (records with the hub fields; converted once to Parquet in the sss cache).
 `task.data_files` is refused: a test file alone has no exemplars.
+
+`task.prompt=paper` runs each category as the paper did instead: lm-eval's own
+mmlu_pro/mmlu_pro_<category>.yaml (its header, "A. ..." options and exemplar layout, read
+from the installed package at run time) with the paper's stops (mmlu_pro_cot_paper.yaml).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import os
 from collections import Counter
 from pathlib import Path
 
-from ..common import TaskAdapter, bad, run_settings
+from ..common import TaskAdapter, bad, lm_eval_task_file, paper_includes, run_settings
 
 HERE = Path(__file__).resolve().parent
 # MMLU-Pro's 14 categories as the dataset names them; task.subjects uses the names with "_"
@@ -33,6 +37,7 @@ SHOTS = 5
 # fields the prompt needs, per split
 FIELDS = {"test": ("question", "options", "answer", "category"),
           "validation": ("question", "options", "answer", "category", "cot_content")}
+PAPER_OVERLAY = HERE / "mmlu_pro_cot_paper.yaml"
 LAYOUTS = ("data/<split>-*.parquet (the hub repository), <split>-*.parquet, <split>.parquet "
            "or <split>.jsonl, for both splits test and validation")
 
@@ -45,6 +50,11 @@ def split_files(data_dir: Path, split: str) -> list[Path]:
             if found:
                 return found
     return []
+
+
+def paper_source(slug: str) -> Path:
+    """lm-eval's own task file of one MMLU-Pro category (the paper's base)."""
+    return lm_eval_task_file("mmlu_pro", f"mmlu_pro_{slug}.yaml")
 
 
 def subjects(task_cfg: dict) -> list[str]:
@@ -101,6 +111,11 @@ def check(task_cfg: dict) -> None:
             raise bad("subjects", unknown, f"MMLU-Pro categories from {list(SUBJECTS)}")
         if len(set(chosen)) != len(chosen):
             raise bad("subjects", chosen, "each category once")
+    if task_cfg.get("prompt") == "paper":
+        for slug in subjects(task_cfg):
+            if not paper_source(slug).is_file():
+                raise bad("prompt", "paper",
+                          f"an lm-eval with {paper_source(slug)} (the paper's MMLU-Pro task)")
     if task_cfg.get("data_dir"):
         _check_local(task_cfg, Path(task_cfg["data_dir"]).expanduser().resolve())
 
@@ -133,7 +148,9 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     configs = {}
     for slug in subjects(task_cfg):
         name = f"sss_mmlu_pro_cot_{slug}"
-        config = {"include": str(HERE / "mmlu_pro_cot.yaml"), "task": name}
+        config = paper_includes(paper_source(slug), PAPER_OVERLAY) if task_cfg.get("prompt") == "paper" \
+            else {"include": str(HERE / "mmlu_pro_cot.yaml")}
+        config["task"] = name
         kwargs = {"filters": [["category", "==", SUBJECTS[slug]]]}
         if local is not None:
             config.update(dataset_path="parquet", dataset_name=None)
@@ -145,4 +162,4 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
 
 
 ADAPTER = TaskAdapter("mmlu_pro_cot", "sss.evaluation.tasks.mmlu_pro.utils", build, check,
-                      max_fewshot=SHOTS)
+                      max_fewshot=SHOTS, prompts=("sss", "paper"))

@@ -14,12 +14,17 @@ from __future__ import annotations
 import re
 
 from sss.evaluation.answers import INVALID
+from sss.evaluation.paper_scoring import PaperRules
 from sss.evaluation.scoring import per_doc_metrics
 
 LETTERS = "ABCDEFGHIJ"
 ANSWER_CUE = "Answer: Let's think step by step."
 _ANSWER_IS = re.compile(r"(?i:answer is)\s*:?\s*\**\s*\(?([A-J])\)?(?![A-Za-z0-9])")
 _ANSWER_COLON = re.compile(r"(?i:answer)\s*:\s*\**\s*(?:\(([A-J])\)|([A-J])(?![ \t]*\w))")
+# The paper's MMLU-Pro template (lm-eval's regex): the letter of the first "answer is (X)",
+# graded ignoring case and punctuation.
+PAPER_RULES = PaperRules(regex=r"answer is \(?([ABCDEFGHIJ])\)?", ignore_case=True,
+                         ignore_punctuation=True)
 # the validation split's chains of thought start with the cue the prompt already ends with
 _COT_CUE = re.compile(r"^A:\s*Let's think step by step\.?\s*")
 
@@ -52,6 +57,10 @@ def extract_answers(resps, docs):
 
 def target_of(doc: dict) -> str:
     return str(doc["answer"]).strip()
+
+
+def paper_target(doc: dict) -> str:
+    return str(doc["answer"])
 
 
 def is_correct(answer: str, doc: dict) -> bool:

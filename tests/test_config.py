@@ -86,9 +86,9 @@ def test_edt_with_nonpositive_n_is_rejected():
 @pytest.mark.parametrize("override, key", [
     ("task.limit=0", "task.limit"),
     ("task.repeats=0", "task.repeats"),
-    ("model.batch_size=0", "model.batch_size"),
+    ("engine.max_rows=0", "engine.max_rows"),
     ("model.dtype=int8", "model.dtype"),
-    ("model.engine=tensorrt", "model.engine"),
+    ("model.trust_remote_code=no", "model.trust_remote_code"),
     ("task.data_files=/nonexistent/file.jsonl", "task.data_files"),
     ("seed=-3", "seed"),
 ])

@@ -81,8 +81,10 @@ class SlotKV:
         shape = (self.layers, rows, self.kv_heads, slot_len, self.head_dim)
         if self.k is None or self.k.shape[1] < rows or self.k.shape[3] < slot_len:
             self.k = self.v = None  # free the old buffers first
-            self.k = torch.empty(shape, dtype=self.dtype, device=self.device)
-            self.v = torch.empty(shape, dtype=self.dtype, device=self.device)
+            # zeros, not empty: positions past a row's length are masked (-inf scores), but
+            # uninitialised memory can hold NaN, and NaN + -inf or 0 * NaN stays NaN
+            self.k = torch.zeros(shape, dtype=self.dtype, device=self.device)
+            self.v = torch.zeros(shape, dtype=self.dtype, device=self.device)
 
     def copy_slot(self, src: int, dst: int, length: int) -> None:
         self.k[:, dst, :, :length] = self.k[:, src, :, :length]

@@ -17,6 +17,6 @@ print(f"torch {torch.__version__}, triton {triton.__version__}, {torch.cuda.get_
 PY
 python3 -m pytest -q -p no:cacheprovider tests/samplers/test_kernels_gpu.py 2>&1 | tee "$out/gpu-tests.log"
 if [ "${BENCH:-1}" != 0 ]; then
-  python3 benchmarks/bench_process_logits.py --device cuda --repeats 50 --budget 3 \
+  python3 benchmarks/bench_process_logits.py --device cuda --repeats 20 --budget 0.5 --warmup 3 \
       --label "triton kernels (apply_rules) vs torch path" --out "$out/process_logits_gpu_kernels.json"
 fi

@@ -8,7 +8,13 @@ float32 / bfloat16 / float16. Tolerances (both sides compute in float32, in diff
   1e-4 relative of each other (a threshold rule's log-sum-exp or an EDT temperature a few ulps
   apart), or, in a row with top_p, the smaller kept set already holds at least top_p - 1e-5 of
   the float64 probability mass (the cut sits within float rounding of top_p);
-* kept values agree to 1e-6 relative (1e-4 with EDT, whose temperature is a float32 pow).
+* kept values agree to 1e-6 relative; with EDT to 1e-2: its temperature n ** (theta / H)
+  multiplies the relative rounding error of the entropy H (~1e-7 on either side) by
+  theta * |log n| / H, which is large for the peaked rows (H -> 0).
+
+One divergence is checked rather than compared: logits near the float32 limit divided by a
+temperature < 1 overflow to +inf; the torch path returns such a row all -inf, the kernels keep
+the overflowed tokens (as for +inf logits).
 
 Skipped without CUDA or Triton; `scripts/gpu-tests.sh` runs this file on a GPU machine.
 """
@@ -118,9 +124,22 @@ def compare(z: torch.Tensor, specs: list[SamplerSpec], label: str) -> int:
     assert out.dtype == ref.dtype == torch.float32 and out.shape == ref.shape
     kk, kr = out > -math.inf, ref > -math.inf
     assert not torch.isnan(out).any(), label
+    # Logits near the float32 limit divided by T < 1 overflow to +inf. The torch path then gets a
+    # NaN threshold (log(0) + inf for an unused rule) and returns the row all -inf; the kernels
+    # keep the overflowed tokens (as for +inf logits). Such rows are checked for that, not compared.
+    zf = z.float()
+    t = torch.tensor([1.0 if s.is_greedy or s.edt is not None else s.temperature for s in specs],
+                     device=z.device).unsqueeze(1)
+    overflow = (torch.isfinite(zf) & torch.isinf(zf / t)).any(dim=1)
+    if overflow.any():
+        assert (kk[overflow].sum(dim=1) >= 1).all(), label
+        keep = ~overflow
+        z, out, ref, kk, kr = z[keep], out[keep], ref[keep], kk[keep], kr[keep]
+        specs = [s for s, k in zip(specs, keep.tolist()) if k]
+        batch = SamplerBatch.from_specs(specs, device=z.device)
     both = kk & kr
     edt = any(s.edt is not None for s in specs)
-    rtol = 1e-4 if edt else 1e-6
+    rtol = 1e-2 if edt else 1e-6
     assert torch.allclose(out[both], ref[both], rtol=rtol, atol=1e-30), label
     bad = (kk != kr).any(dim=1).nonzero().flatten().tolist()
     if not bad:
@@ -141,10 +160,15 @@ def compare(z: torch.Tensor, specs: list[SamplerSpec], label: str) -> int:
     return len(bad)
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).split(".")[-1])
-@pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("shape", [(1, 1), (5, 1), (3, 7), (33, 1000), (64, 32000), (1024, 4096)],
-                         ids=lambda s: f"B{s[0]}xV{s[1]}")
+SMALL = [(1, 1), (5, 1), (3, 7), (33, 1000)]
+# the large shapes take one dtype per kind (rotating), to keep the device time short
+LARGE = [((64, 32000), KINDS[i], DTYPES[i % 3]) for i in range(len(KINDS))] + \
+        [((1024, 4096), KINDS[i], DTYPES[(i + 1) % 3]) for i in range(len(KINDS))]
+CASES = [(shape, kind, dtype) for shape in SMALL for kind in KINDS for dtype in DTYPES] + LARGE
+
+
+@pytest.mark.parametrize(("shape", "kind", "dtype"), CASES,
+                         ids=[f"B{s[0]}xV{s[1]}-{k}-{str(d).split('.')[-1]}" for s, k, d in CASES])
 def test_every_rule_matches_torch(shape, kind, dtype):
     rows, vocab = shape
     z = make_rows(kind, rows, vocab, seed=rows * 7919 + vocab).to("cuda", dtype)
@@ -161,7 +185,8 @@ def test_every_rule_matches_torch(shape, kind, dtype):
 @pytest.mark.parametrize("kind", ["random", "peaked", "tied", "adversarial"])
 def test_large_vocab(shape, kind):
     rows, vocab = shape
-    z = make_rows(kind, rows, vocab, seed=vocab + rows).cuda()
+    dtype = DTYPES[(vocab + len(kind)) % 3]
+    z = make_rows(kind, rows, vocab, seed=vocab + rows).to("cuda", dtype)
     for name in ("top_k=20", "top_k=3000", "top_p=0.9", "top_p=0.999", "min_p", "eta", "edt",
                  "calibrated_topk", "stack:all"):
         compare(z, [SPECS[name]] * rows, f"{name} {kind} {shape}")

@@ -94,8 +94,8 @@ def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | N
         ks_stride, res, flag, cand, int(has_edt), int(has_bins),
         CB=MAX_CHUNKS, SELECT=select, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=8)
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
-    k._mask[(rows, triton.cdiv(vocab, MASK_BLOCK))](logits, stride, out, out.stride(0), vocab, res, flag, rows,
-                                                    BLOCK=MASK_BLOCK, num_warps=8)
+    k._mask[(rows, triton.cdiv(vocab, MASK_BLOCK))](logits, stride, out, out.stride(0), vocab, res, flag,
+                                                    rows, BLOCK=MASK_BLOCK, num_warps=8)
     return out
 
 

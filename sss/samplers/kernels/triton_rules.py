@@ -33,8 +33,10 @@ import os
 import triton
 import triton.language as tl
 
-NB = int(os.environ.get("SSS_KERNEL_BINS", 256))     # histogram bins: 0 = above the window, 1..NB-2 window, NB-1 below it (sink)
-CAP = int(os.environ.get("SSS_KERNEL_CAP", 2048))   # candidate buffer per row (elements sorted in registers)
+# histogram bins (0: above the window, 1..NB-2: the window, NB-1: below it) and the candidate
+# buffer per row; the environment variables are for tuning runs of the benchmark
+NB = int(os.environ.get("SSS_KERNEL_BINS", 256))
+CAP = int(os.environ.get("SSS_KERNEL_CAP", 2048))   # elements sorted in registers at the end
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)       # first window: [max - WINDOW, max] in (scaled) logit units
 MAX_ROUNDS = tl.constexpr(256)    # rounds per target (a guard: each one narrows the window; most rows need 1)
@@ -81,14 +83,15 @@ def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constex
         arg = tl.where(x == float("-inf"), float("-inf"), arg)
         e = tl.exp(arg)
         corr = tl.where(s > 0, (m - x) * s, 0.0)
-        u = tl.where(up, e * (u + corr), u + tl.where(e > 0, e * (x - m), 0.0))
+        # e == 0 terms are skipped: with logits near the float limit, 0 * inf would be NaN
+        u = tl.where(up, tl.where(e > 0, e * (u + corr), 0.0), u + tl.where(e > 0, e * (x - m), 0.0))
         s = tl.where(up, s * e + 1.0, s + e)
         m = tl.maximum(m, x)
     # fold the lanes into one (max, sum, sum*shift) relative to the chunk max
     mm = tl.max(m, axis=0)
     w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mm))
     ss = tl.sum(s * w, axis=0)
-    uu = tl.sum(w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), axis=0)
+    uu = tl.sum(tl.where(w > 0, w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), 0.0), axis=0)
     return mm, ss, uu, tl.sum(npinf, axis=0)
 
 
@@ -125,8 +128,13 @@ def _combine(part_ptr, pn_ptr, row, B, C, CB: tl.constexpr):
     mm = tl.max(m, axis=0)
     w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mm))
     ss = tl.sum(s.to(tl.float64) * w.to(tl.float64), axis=0)
-    uu = tl.sum(w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), axis=0)
+    uu = tl.sum(tl.where(w > 0, w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), 0.0), axis=0)
     return mm, ss, uu, tl.sum(n, axis=0)
+
+
+@triton.jit
+def _or_off(thr):
+    return tl.where(thr != thr, float("-inf"), thr)
 
 
 @triton.jit
@@ -336,8 +344,8 @@ def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, f
             # pm.. hold the partials of z / T for EDT rows; T comes from the unscaled ones
             # (rm..), by the same arithmetic as in _edt_stats
             _, _, h0, _ = _row_stats(rart_ptr, rn_ptr, row, B, C, CB)
-            t = _edt_temperature(h0, tl.load(fp_ptr + F_EDT_N * B + row), tl.load(fp_ptr + F_EDT_THETA * B + row),
-                                 tl.load(fp_ptr + F_EDT_T0 * B + row))
+            t = _edt_temperature(h0, tl.load(fp_ptr + F_EDT_N * B + row),
+                                 tl.load(fp_ptr + F_EDT_THETA * B + row), tl.load(fp_ptr + F_EDT_T0 * B + row))
             greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
     t = tl.where(greedy, 1.0, t)
     all_neginf = mx == float("-inf")
@@ -345,12 +353,13 @@ def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, f
     mf = tl.where(all_neginf, 0.0, mx)
     lse = tl.log(ssum.to(tl.float32)) + mf
     # ---- threshold rules, in scaled-logit units
-    thr = tl.log(tl.load(fp_ptr + F_MIN_P * B + row)) + mx
-    thr = tl.maximum(thr, tl.log(tl.load(fp_ptr + F_EPSILON * B + row)) + lse)
+    # each rule's threshold (an unused rule's is -inf; a NaN one, from an all -inf row, too)
+    thr = _or_off(tl.log(tl.load(fp_ptr + F_MIN_P * B + row)) + mx)
+    thr = tl.maximum(thr, _or_off(tl.log(tl.load(fp_ptr + F_EPSILON * B + row)) + lse))
     log_eta = tl.log(tl.load(fp_ptr + F_ETA * B + row))
-    thr = tl.maximum(thr, tl.minimum(log_eta, 0.5 * log_eta - h) + lse)
-    thr = tl.maximum(thr, tl.load(fp_ptr + F_CAL_LOG_EPS * B + row) + lse)
-    thr = tl.where(thr != thr, float("-inf"), thr)
+    eta_thr = tl.where(log_eta == float("-inf"), float("-inf"), tl.minimum(log_eta, 0.5 * log_eta - h) + lse)
+    thr = tl.maximum(thr, _or_off(eta_thr))
+    thr = tl.maximum(thr, _or_off(tl.load(fp_ptr + F_CAL_LOG_EPS * B + row) + lse))
     p_max = tl.exp(mx - lse)
     # ---- rank caps
     tk = tl.load(ip_ptr + I_TOP_K * B + row)
@@ -377,8 +386,8 @@ def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, f
                 thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, k, 1.0, False, crow,
                                               BLOCK, NBINS, CAPN))
             if need_p:
-                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, 0, top_p.to(tl.float64), True, crow,
-                                              BLOCK, NBINS, CAPN))
+                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, 0, top_p.to(tl.float64), True,
+                                              crow, BLOCK, NBINS, CAPN))
     # the argmax is always kept
     thr = tl.minimum(thr, mx)
     tl.store(res_ptr + row, thr)

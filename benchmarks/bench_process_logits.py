@@ -8,11 +8,16 @@ engine that caches the batch pays) and ``SamplerBatch.from_specs`` alone. The fl
 is ``logits.amax(-1)``: one read of the logits, re-timed in the same process on the
 same tensor just before each case.
 
+On CUDA, `apply_rules` takes the Triton kernels (`sss.samplers.kernels`); the same call
+with ``SSS_SAMPLER_KERNELS=0`` (the torch path) is timed beside it as a column.
+
 Timing: ``--warmup`` untimed calls, then up to ``--repeats`` timed calls, each
 bracketed by ``torch.cuda.synchronize()`` on GPU and timed with a wall clock
 (so host-side work -- Python, building the batch, host<->device syncs -- counts,
-as it does in a decode loop); the median is reported. ``--budget`` caps the
-seconds spent on one case (at least ``--min-repeats`` calls are always timed),
+as it does in a decode loop); the median is reported. On GPU each timed call is also
+bracketed by CUDA events: the device time from the first kernel's start to the last one's
+end (launch gaps inside the call included), whose median is the ``*_dev_ms`` column.
+``--budget`` caps the seconds spent on one case (at least ``--min-repeats`` calls are always timed),
 which keeps slow CPU cases short; the repeats actually timed are reported.
 
 Run from the repo root with only torch installed::
@@ -144,31 +149,66 @@ def device_info(device: torch.device, threads: int) -> dict:
     return info
 
 
+class Timings(list):
+    """Wall-clock seconds per call; ``device`` holds the CUDA-event seconds of the same calls."""
+
+    device: list[float]
+
+
 def timer(device: torch.device):
-    if device.type == "cuda":
+    gpu = device.type == "cuda"
+    if gpu:
         def sync():
             torch.cuda.synchronize(device)
     else:
         def sync():
             pass
 
-    def measure(fn, warmup: int, repeats: int, min_repeats: int, budget: float) -> list[float]:
+    def measure(fn, warmup: int, repeats: int, min_repeats: int, budget: float) -> Timings:
         for _ in range(warmup):
             fn()
         sync()
-        times = []
+        times = Timings()
+        times.device = []
         start = time.perf_counter()
         for i in range(repeats):
             sync()
+            if gpu:
+                ev0, ev1 = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             t0 = time.perf_counter()
+            if gpu:
+                ev0.record()
             fn()
+            if gpu:
+                ev1.record()
             sync()
             times.append(time.perf_counter() - t0)
+            if gpu:
+                times.device.append(ev0.elapsed_time(ev1) / 1e3)
             if i + 1 >= min_repeats and time.perf_counter() - start > budget:
                 break
         return times
 
     return measure
+
+
+def dev_ms(t: Timings) -> float | None:
+    return statistics.median(t.device) * 1e3 if t.device else None
+
+
+def torch_path(fn):
+    """fn run with the kernels switched off (SSS_SAMPLER_KERNELS=0): the torch code."""
+    def run():
+        old = os.environ.get("SSS_SAMPLER_KERNELS")
+        os.environ["SSS_SAMPLER_KERNELS"] = "0"
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ["SSS_SAMPLER_KERNELS"]
+            else:
+                os.environ["SSS_SAMPLER_KERNELS"] = old
+    return run
 
 
 def count_syncs(fn) -> int | None:
@@ -210,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rules", default=None, help="comma-separated subset of rule names (default: all)")
     ap.add_argument("--no-apply-rules", action="store_true", help="skip the apply_rules (prebuilt batch) timing")
     ap.add_argument("--no-from-specs", action="store_true", help="skip the SamplerBatch.from_specs timing")
+    ap.add_argument("--no-torch", action="store_true",
+                    help="on cuda, skip the torch-path column (apply_rules with SSS_SAMPLER_KERNELS=0)")
+    ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     ap.add_argument("--label", default=None, help="free text stored in the JSON meta (e.g. which code was measured)")
     ap.add_argument("--out", default=None,
                     help="JSON path; a .csv and a .md are written beside it "
@@ -237,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     meta.update({
         "date_utc": today.isoformat(timespec="seconds"),
         "vocab": args.vocab,
-        "dtype": "float32",
+        "dtype": args.dtype,
+        "kernels": gpu and os.environ.get("SSS_SAMPLER_KERNELS", "1") != "0",
         "logits": f"{args.logits}: randn * {args.scale}" + (
             ", one token per row boosted so p_max = (i + 0.5) / B, rows shuffled" if args.logits == "peaked" else ""),
         "seed": args.seed,
@@ -258,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     measure = timer(device)
     results = []
     for b in sizes:
-        logits = make_logits(b, args.vocab, args.scale, args.logits, args.seed).to(device)
+        logits = make_logits(b, args.vocab, args.scale, args.logits, args.seed).to(device, getattr(torch, args.dtype))
         for name, spec in cases(b):
             if wanted and name.split(" ")[0] not in wanted:
                 continue
@@ -267,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
             if res.shape != logits.shape or bool((kept < 1).any()):
                 raise RuntimeError(f"{name}: bad output (shape {tuple(res.shape)}, min kept {int(kept.min())})")
             kept_median = float(kept.float().median())
+            differ = None
+            if gpu and not args.no_torch:  # rows whose kept sets differ between the two paths
+                ref = torch_path(lambda: process_logits(logits, spec))()
+                differ = int(((res > -math.inf) != (ref > -math.inf)).any(dim=1).sum())
+                del ref
             del res, kept
             # the floor is re-timed next to every case, so a machine whose load drifts during the
             # run (a shared CPU) still gives each ratio a floor measured under the same conditions
@@ -274,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             floor_ms = statistics.median(floor_t) * 1e3
             t = measure(lambda: process_logits(logits, spec), warmup, repeats, args.min_repeats, budget)
             ms = statistics.median(t) * 1e3
-            apply_ms = build_ms = None
+            apply_ms = build_ms = apply_dev = torch_ms = torch_dev = None
             specs = [spec] * b if isinstance(spec, SamplerSpec) else spec
             if not args.no_from_specs:
                 tb = measure(lambda: SamplerBatch.from_specs(specs, device=device), warmup, repeats,
@@ -284,17 +333,30 @@ def main(argv: list[str] | None = None) -> int:
                 sb = SamplerBatch.from_specs(specs, device=device)
                 ta = measure(lambda: apply_rules(logits, sb), warmup, repeats, args.min_repeats, budget)
                 apply_ms = statistics.median(ta) * 1e3
+                apply_dev = dev_ms(ta)
+                if gpu and not args.no_torch:
+                    tt = measure(torch_path(lambda: apply_rules(logits, sb)), warmup, repeats,
+                                 args.min_repeats, budget)
+                    torch_ms, torch_dev = statistics.median(tt) * 1e3, dev_ms(tt)
             syncs = count_syncs(lambda: process_logits(logits, spec)) if gpu else None
             apply_syncs = count_syncs(lambda: apply_rules(logits, sb)) if gpu and apply_ms is not None else None
+            floor_dev = dev_ms(floor_t)
             row = dict(rule=name, batch=b, median_ms=ms, floor_ms=floor_ms, ratio=ms / floor_ms,
                        min_ms=min(t) * 1e3, apply_rules_ms=apply_ms, from_specs_ms=build_ms,
-                       kept_median=kept_median, n=len(t),
+                       apply_rules_dev_ms=apply_dev, floor_dev_ms=floor_dev,
+                       apply_ratio=None if apply_ms is None else apply_ms / floor_ms,
+                       apply_dev_ratio=None if apply_dev is None or not floor_dev else apply_dev / floor_dev,
+                       torch_apply_rules_ms=torch_ms, torch_apply_rules_dev_ms=torch_dev,
+                       kept_median=kept_median, rows_differing_from_torch=differ, n=len(t),
                        floor_n=len(floor_t), syncs=syncs, apply_rules_syncs=apply_syncs)
             results.append(row)
             print(f"B={b:4d}  {name:30s} {ms:9.4f} ms  floor {floor_ms:8.4f} ms  x{ms / floor_ms:7.1f}"
-                  + (f"  apply_rules {apply_ms:9.4f} ms" if apply_ms is not None else "")
+                  + (f"  apply_rules {apply_ms:9.4f} ms (x{apply_ms / floor_ms:5.1f})" if apply_ms is not None else "")
+                  + (f" dev {apply_dev:8.4f} ms (floor dev {floor_dev:7.4f})" if apply_dev is not None else "")
+                  + (f"  torch {torch_ms:8.4f} ms dev {torch_dev:8.4f}" if torch_ms is not None else "")
                   + (f"  from_specs {build_ms:8.4f} ms" if build_ms is not None else "")
                   + f"  kept {kept_median:g}  n={len(t)}"
+                  + (f"  differ {differ}" if differ is not None else "")
                   + (f"  syncs={syncs}/{apply_syncs}" if syncs is not None else ""),
                   flush=True)
         del logits
@@ -332,14 +394,21 @@ def markdown(meta: dict, results: list[dict], gpu: bool) -> str:
         + (f" Label: {meta['label']}." if meta.get("label") else ""),
         "",
         "| rule | B | median ms | floor ms | ratio to floor | apply_rules ms (batch prebuilt) "
-        "| from_specs ms | kept tokens/row (median) | n"
+        + ("| x floor | apply_rules device ms | floor device ms | device x floor | torch path apply_rules ms "
+           "| torch path device ms " if gpu else "")
+        + "| from_specs ms | kept tokens/row (median) | n"
         + (" | host syncs/call (process_logits / apply_rules) |" if gpu else " |"),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + (" | ---: |" if gpu else " |"),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + (" | ---: " * 7 + "|" if gpu else " |"),
     ]
     for r in results:
         cells = [r["rule"], str(r["batch"]), _fmt(r["median_ms"]), _fmt(r["floor_ms"]), _fmt(r["ratio"], 1),
-                 _fmt(r["apply_rules_ms"]), _fmt(r.get("from_specs_ms")),
-                 "" if r["kept_median"] is None else f"{r['kept_median']:g}", str(r["n"])]
+                 _fmt(r["apply_rules_ms"])]
+        if gpu:
+            cells += [_fmt(r.get("apply_ratio"), 1), _fmt(r.get("apply_rules_dev_ms")), _fmt(r.get("floor_dev_ms")),
+                      _fmt(r.get("apply_dev_ratio"), 1), _fmt(r.get("torch_apply_rules_ms")),
+                      _fmt(r.get("torch_apply_rules_dev_ms"))]
+        cells += [_fmt(r.get("from_specs_ms")),
+                  "" if r["kept_median"] is None else f"{r['kept_median']:g}", str(r["n"])]
         if gpu:
             cells.append(f"{_fmt(r['syncs'])} / {_fmt(r['apply_rules_syncs'])}")
         lines.append("| " + " | ".join(cells) + " |")

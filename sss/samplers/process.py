@@ -6,7 +6,7 @@ from typing import Sequence
 
 import torch
 
-from . import rules
+from . import kernels, rules
 from .batch import SamplerBatch
 from .spec import SamplerSpec
 
@@ -35,9 +35,15 @@ def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
     Host syncs (GPU): one to learn whether any row holds NaN or +inf (`rules.sanitize_with_max`),
     and one per top_p candidate stage that leaves rows short of top_p. Everything else the
     host needs (which rows have top_p, the largest top-k) comes from `batch.host_facts()`.
+
+    CUDA logits of float32/bfloat16/float16 take the fused Triton kernels instead
+    (`sss.samplers.kernels`: the same rules, no host sync); this torch code is the CPU path
+    and the reference they are tested against.
     """
     if batch.rows != logits.shape[0]:
         raise ValueError(f"sampler batch has {batch.rows} rows, logits have {logits.shape[0]}")
+    if kernels.usable(logits):
+        return kernels.apply_rules_cuda(logits, batch)
     out_dtype = torch.promote_types(logits.dtype, torch.float32)
     z = logits.to(out_dtype)
     if z.numel() == 0:

@@ -1,0 +1,131 @@
+"""Fused Triton kernels for `sss.samplers.apply_rules` on CUDA tensors.
+
+`apply_rules` calls `apply_rules_cuda` by itself when `usable(logits)` holds (CUDA logits of
+float32, bfloat16 or float16, Triton importable, ``SSS_SAMPLER_KERNELS`` not set to ``0``);
+the torch code in `rules.py` stays the path for the CPU and the reference the GPU tests compare
+with. See docs/kernels.md for the stages, the selection method and CUDA-graph capture.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+
+from ..batch import MIN_TEMPERATURE, SamplerBatch
+
+DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+# launch shapes (H200-tuned; see benchmarks/bench_process_logits.py and docs/kernels.md)
+STATS_BLOCK = 2048      # elements per program step in the statistics pass
+STATS_PROGRAMS = 1024   # aim for about this many (row, chunk) programs in that pass
+MAX_CHUNKS = 128        # chunks per row at most (one compiled size for the partials' reduction)
+SELECT_BLOCK = 4096     # elements per step of a row's selection passes (one program per row)
+MASK_BLOCK = 4096       # elements per program of the output pass
+
+
+@lru_cache(maxsize=1)
+def _triton():
+    """The kernel module, or None where Triton cannot be imported."""
+    try:
+        from . import triton_rules
+    except Exception:  # noqa: BLE001 -- no Triton (CPU installs): the torch path serves
+        return None
+    assert triton_rules.MIN_TEMPERATURE.value == MIN_TEMPERATURE
+    return triton_rules
+
+
+def enabled() -> bool:
+    """False when ``SSS_SAMPLER_KERNELS=0`` (force the torch path, e.g. to compare)."""
+    return os.environ.get("SSS_SAMPLER_KERNELS", "1") != "0"
+
+
+def usable(logits: torch.Tensor) -> bool:
+    return (logits.is_cuda and logits.dtype in DTYPES and logits.dim() == 2 and logits.numel() > 0
+            and enabled() and _triton() is not None)
+
+
+def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | None = None,
+                     cap: int | None = None) -> torch.Tensor:
+    """`apply_rules` by the kernels: float32 [B, V] output, no host synchronisation.
+
+    ``bins`` / ``cap`` (powers of two) override the selection's histogram size and candidate
+    buffer: small values make tests walk the refinement rounds that large rows rarely need.
+    """
+    k = _triton()
+    bins = bins or k.NB
+    cap = cap or k.CAP
+    rows, vocab = logits.shape
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    facts = batch.host_facts()
+    uses = batch.uses
+    dev = logits.device
+    has_edt = "edt" in uses
+    has_bins = bool(uses & {"calibrated_topk", "confidence_bin"})
+    select = facts.top_p_count > 0 or facts.rank_k > 1
+
+    n_blocks = triton.cdiv(vocab, STATS_BLOCK)
+    chunks = max(1, min(n_blocks, MAX_CHUNKS, triton.cdiv(STATS_PROGRAMS, rows)))
+    chunk = triton.cdiv(n_blocks, chunks) * STATS_BLOCK
+    chunks = triton.cdiv(vocab, chunk)
+    fp, ip, bp, ks_stride = _packed_params(batch, k)
+    n_parts = 2 if has_edt else 1
+    # scratch: float32 partials (max, sum, sum*shift) per pass, then threshold and temperature per
+    # row; int32 +inf counts per pass, then the +inf flag per row (few allocations: each costs host time)
+    part_size = 3 * rows * chunks
+    fbuf = torch.empty(n_parts * part_size + 2 * rows, dtype=torch.float32, device=dev)
+    ibuf = torch.empty(n_parts * rows * chunks + rows, dtype=torch.int32, device=dev)
+    parts = [fbuf[i * part_size:(i + 1) * part_size] for i in range(n_parts)]
+    counts = [ibuf[i * rows * chunks:(i + 1) * rows * chunks] for i in range(n_parts)]
+    res = fbuf[n_parts * part_size:]
+    flag = ibuf[n_parts * rows * chunks:]
+    grid = (rows, chunks)
+    stride = logits.stride(0)
+    k._partial_stats[grid](logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], rows, chunks,
+                           int(has_edt), BLOCK=STATS_BLOCK, num_warps=8)
+    if has_edt:
+        k._edt_stats[grid](logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], parts[1], counts[1],
+                           rows, chunks, CB=MAX_CHUNKS, BLOCK=STATS_BLOCK, num_warps=8)
+    cand = torch.empty(rows * cap if select else 1, dtype=torch.float32, device=dev)
+    k._finish_rows[(rows,)](
+        logits, stride, vocab, parts[-1], counts[-1], parts[0], counts[0], rows, chunks, fp, ip, bp,
+        ks_stride, res, flag, cand, int(has_edt), int(has_bins),
+        CB=MAX_CHUNKS, SELECT=select, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=8)
+    out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
+    k._mask[(rows, triton.cdiv(vocab, MASK_BLOCK))](logits, stride, out, out.stride(0), vocab, res, flag,
+                                                    rows, BLOCK=MASK_BLOCK, num_warps=8)
+    return out
+
+
+def _packed_params(batch: SamplerBatch, k) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The batch's columns as three [n, B] blocks (float32, int64 + the ks, bool) and the ks' row stride.
+
+    `SamplerBatch.from_specs` already lays the columns out so (views of one buffer), which is
+    checked here by address alone (no device work); a batch built another way is packed by copies.
+    """
+    rows = batch.rows
+    f = [getattr(batch, name) for name in k.F_COLUMNS]
+    i = [getattr(batch, name) for name in k.I_COLUMNS]
+    b = [getattr(batch, name) for name in k.B_COLUMNS]
+    ks = batch.calibrated_topk
+    width = ks.shape[1] if ks.dim() == 2 else 1
+
+    def laid_out(cols, size):
+        base = cols[0].data_ptr()
+        return all(c.is_contiguous() and c.data_ptr() == base + n * rows * size for n, c in enumerate(cols))
+
+    fp = f[0] if laid_out(f, 4) and f[0].dtype == torch.float32 else torch.stack(f).to(torch.float32)
+    if laid_out(i + [ks], 8) and ks.is_contiguous() and ks.dtype == torch.int64:
+        ip = i[0]
+    else:
+        ip = torch.cat([torch.stack(i).to(torch.int64).flatten(), ks.to(torch.int64).contiguous().flatten()])
+    bp = b[0] if laid_out(b, 1) and b[0].dtype == torch.bool else torch.stack(b).to(torch.bool)
+    return fp, ip, bp, width
+
+
+class triton:  # noqa: N801 -- a tiny stand-in so this module imports without Triton
+    @staticmethod
+    def cdiv(a: int, b: int) -> int:
+        return -(-a // b)

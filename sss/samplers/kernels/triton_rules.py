@@ -1,0 +1,408 @@
+"""Triton kernels for `apply_rules` on CUDA: the same rules as `sss.samplers.rules`, fused.
+
+Three stages, each one launch for the whole (possibly mixed) batch:
+
+1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its online
+   softmax statistics relative to the chunk's own max: max m, sum of exp(z - m), sum of
+   exp(z - m) * (z - m) (for the entropy) and the number of +inf logits. One read of the logits.
+   EDT rows need their temperature from the unscaled entropy first, so with EDT in the batch
+   the kernel runs twice: unscaled, then (``_edt_stats``) scaled by each EDT row's temperature.
+2. ``_finish_rows``, grid (B,): combines the partials into the row max, log-sum-exp and
+   entropy, computes every threshold rule, the rank cap k of every rank rule and greedy, and
+   for rows with 1 < k < V or top_p < 1 finds the k-th largest logit / the top_p cut by exact
+   selection without a sort (below). Writes one threshold and one temperature per row.
+3. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
+
+Selection (``_select``): a count histogram over a value window [lo, hi] of the row (bins are a
+monotone function of the logit, so they split the sorted order exactly), then one more pass that
+copies the few elements of the bin range holding the target into a scratch buffer and sums the
+count / mass of everything above it exactly; the buffer is sorted in registers and the k-th
+value (or the first value whose cumulative mass reaches top_p) read off. top_p picks its bin
+range from lower and upper bounds on each bin's mass (bin width x count). When the range holds
+more elements than the buffer (ties, very dense rows), the window shrinks to the range's
+[min, max] and the histogram repeats; equal values end the loop (ties are kept by ``>=``).
+
+No host synchronisation: everything the host needs (which stages run, block sizes) comes from
+the `SamplerBatch`'s host facts and the shapes.
+"""
+
+from __future__ import annotations
+
+import os
+
+import triton
+import triton.language as tl
+
+# histogram bins (0: above the window, 1..NB-2: the window, NB-1: below it) and the candidate
+# buffer per row; the environment variables are for tuning runs of the benchmark
+NB = int(os.environ.get("SSS_KERNEL_BINS", 256))
+CAP = int(os.environ.get("SSS_KERNEL_CAP", 2048))   # elements sorted in registers at the end
+# globals a kernel reads must be constexpr
+WINDOW = tl.constexpr(16.0)       # first window: [max - WINDOW, max] in (scaled) logit units
+MAX_ROUNDS = tl.constexpr(256)    # rounds per target (a guard: each one narrows the window; most rows need 1)
+FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
+MIN_TEMPERATURE = tl.constexpr(1e-5)  # must equal sss.samplers.batch.MIN_TEMPERATURE (checked in __init__)
+# Per-row parameters arrive packed as SamplerBatch.from_specs lays them out (one [n, B] block per
+# dtype): float32 columns, int64 columns (then the Calibrated-TopK ks, [B, bins]), bool columns.
+F_TEMPERATURE, F_EDT_N, F_EDT_THETA, F_EDT_T0, F_TOP_P = (tl.constexpr(i) for i in range(5))
+F_MIN_P, F_EPSILON, F_ETA, F_CAL_LOG_EPS, F_GREEDY_THRESHOLD = (tl.constexpr(i) for i in range(5, 10))
+F_COLUMNS = ("temperature", "edt_n", "edt_theta", "edt_t0", "top_p", "min_p", "epsilon", "eta",
+             "calibrated_log_eps", "greedy_threshold")
+I_TOP_K, I_CONF_BIN, I_BINS, I_KS = (tl.constexpr(i) for i in range(4))
+I_COLUMNS = ("top_k", "confidence_bin", "bins")
+B_COLUMNS = ("greedy", "edt_on")      # bool: greedy at row, edt_on at B + row
+
+
+@triton.jit
+def _load_row(ptr, offs, V, posinf):
+    """Logits as float32 with NaN -> -inf; in a row holding +inf, +inf -> 0 and the rest -inf."""
+    x = tl.load(ptr + offs, mask=offs < V, other=float("-inf")).to(tl.float32)
+    x = tl.where(x != x, float("-inf"), x)
+    if posinf:
+        x = tl.where(x == float("inf"), 0.0, float("-inf"))
+    return x
+
+
+@triton.jit
+def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constexpr):
+    """Per-lane online (max, sum exp, sum exp * shift, +inf count) over [start, stop), one exp per element."""
+    lanes = tl.arange(0, BLOCK)
+    m = tl.full([BLOCK], float("-inf"), tl.float32)
+    s = tl.zeros([BLOCK], tl.float32)
+    u = tl.zeros([BLOCK], tl.float32)
+    npinf = tl.zeros([BLOCK], tl.int32)
+    for off in range(start, stop, BLOCK):
+        offs = off + lanes
+        x = tl.load(ptr + offs, mask=(offs < V) & (offs < stop), other=float("-inf")).to(tl.float32)
+        x = tl.where(x != x, float("-inf"), x)
+        npinf += (x == float("inf")).to(tl.int32)
+        if SCALE:
+            x = tl.math.div_rn(x, t)
+        up = x > m
+        arg = tl.where(up, m - x, x - m)
+        arg = tl.where(x == float("-inf"), float("-inf"), arg)
+        e = tl.exp(arg)
+        corr = tl.where(s > 0, (m - x) * s, 0.0)
+        # e == 0 terms are skipped: with logits near the float limit, 0 * inf would be NaN
+        u = tl.where(up, tl.where(e > 0, e * (u + corr), 0.0), u + tl.where(e > 0, e * (x - m), 0.0))
+        s = tl.where(up, s * e + 1.0, s + e)
+        m = tl.maximum(m, x)
+    # fold the lanes into one (max, sum, sum*shift) relative to the chunk max
+    mm = tl.max(m, axis=0)
+    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mm))
+    ss = tl.sum(s * w, axis=0)
+    uu = tl.sum(tl.where(w > 0, w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), 0.0), axis=0)
+    return mm, ss, uu, tl.sum(npinf, axis=0)
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt"])
+def _partial_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, B, C, has_edt,
+                   BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
+    greedy = tl.load(bp_ptr + row) != 0
+    # fixed-temperature rows are scaled now; EDT rows are read unscaled (their T needs H first)
+    t = tl.where(greedy | (t < MIN_TEMPERATURE), 1.0, t)
+    if has_edt != 0:
+        t = tl.where(tl.load(bp_ptr + B + row) != 0, 1.0, t)
+    ptr = z_ptr + row.to(tl.int64) * stride_z
+    start = c * chunk
+    mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, True, BLOCK)
+    o = row * C + c
+    tl.store(part_ptr + o, mm)
+    tl.store(part_ptr + B * C + o, ss)
+    tl.store(part_ptr + 2 * B * C + o, uu)
+    tl.store(pn_ptr + o, nn)
+
+
+@triton.jit
+def _combine(part_ptr, pn_ptr, row, B, C, CB: tl.constexpr):
+    """The row's max M, sum S (float64) of exp(z - M), sum U of exp(z - M) * (z - M), +inf count."""
+    cs = tl.arange(0, CB)
+    ok = cs < C
+    m = tl.load(part_ptr + row * C + cs, mask=ok, other=float("-inf"))
+    s = tl.load(part_ptr + B * C + row * C + cs, mask=ok, other=0.0)
+    u = tl.load(part_ptr + 2 * B * C + row * C + cs, mask=ok, other=0.0)
+    n = tl.load(pn_ptr + row * C + cs, mask=ok, other=0)
+    mm = tl.max(m, axis=0)
+    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mm))
+    ss = tl.sum(s.to(tl.float64) * w.to(tl.float64), axis=0)
+    uu = tl.sum(tl.where(w > 0, w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), 0.0), axis=0)
+    return mm, ss, uu, tl.sum(n, axis=0)
+
+
+@triton.jit
+def _or_off(thr):
+    return tl.where(thr != thr, float("-inf"), thr)
+
+
+@triton.jit
+def _edt_temperature(h, n, theta, t0):
+    """EDT: T = t0 * n ** (theta / H) (theta = 0: T0), capped at the largest float."""
+    exponent = tl.where(theta == 0, 0.0, theta / h)
+    e64 = exponent.to(tl.float64) * tl.log(n.to(tl.float64))
+    p = tl.where((n == 1.0) | (exponent == 0), 1.0, tl.exp(e64).to(tl.float32))
+    return tl.minimum(t0 * p, FLOAT_MAX)
+
+
+@triton.jit
+def _row_stats(part_ptr, pn_ptr, row, B, C, CB: tl.constexpr):
+    """(M, S, H, posinf) of a row from its partials; a row holding +inf is uniform over its +inf tokens."""
+    mm, ss, uu, npinf = _combine(part_ptr, pn_ptr, row, B, C, CB)
+    posinf = npinf > 0
+    mm = tl.where(posinf, 0.0, mm)
+    ss = tl.where(posinf, npinf.to(tl.float64), ss)
+    uu = tl.where(posinf, 0.0, uu)
+    # float64: for a peaked row log(S) and U / S nearly cancel, and EDT divides by H
+    h = (tl.log(ss) - uu.to(tl.float64) / ss).to(tl.float32)
+    return mm, ss, h, posinf
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C"])
+def _edt_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, qart_ptr, qn_ptr, B, C,
+               CB: tl.constexpr, BLOCK: tl.constexpr):
+    """Second pass for EDT rows: stats of z / T_edt (other rows copy their first-pass partials)."""
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    o = row * C + c
+    edt = tl.load(bp_ptr + B + row) != 0
+    mm = tl.load(part_ptr + o)
+    ss = tl.load(part_ptr + B * C + o)
+    uu = tl.load(part_ptr + 2 * B * C + o)
+    nn = tl.load(pn_ptr + o)
+    if edt:
+        rm, rs, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
+        t = _edt_temperature(h, tl.load(fp_ptr + F_EDT_N * B + row), tl.load(fp_ptr + F_EDT_THETA * B + row),
+                             tl.load(fp_ptr + F_EDT_T0 * B + row))
+        greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
+        if (not greedy) and (not posinf) and (rm > float("-inf")):
+            ptr = z_ptr + row.to(tl.int64) * stride_z
+            start = c * chunk
+            mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, True, BLOCK)
+    tl.store(qart_ptr + o, mm)
+    tl.store(qart_ptr + B * C + o, ss)
+    tl.store(qart_ptr + 2 * B * C + o, uu)
+    tl.store(qn_ptr + o, nn)
+
+
+@triton.jit
+def _bin_of(x, hi2, lo, hi, scale, NBINS: tl.constexpr):
+    """Bin of each x: 0 above hi, 1..NBINS-2 over [lo, hi] (descending), NBINS-1 below lo.
+
+    Monotone non-increasing in x, so bins split the sorted order exactly whatever the rounding.
+    Halves avoid overflow of hi - lo for extreme windows."""
+    f = tl.minimum((hi2 - x * 0.5) * scale, NBINS * 1.0)
+    inner = tl.minimum(tl.maximum(f.to(tl.int32) + 1, 1), NBINS - 2)
+    return tl.where(x > hi, 0, tl.where(x >= lo, inner, NBINS - 1))
+
+
+@triton.jit
+def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, is_p: tl.constexpr, cand_ptr,
+            BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    """Exact k-th largest scaled logit (is_p False) or the top_p cut (is_p True) of one row."""
+    lanes = tl.arange(0, BLOCK)
+    bins = tl.arange(0, NBINS)
+    caps = tl.arange(0, CAPN)
+    hi = mx
+    lo = mx - WINDOW
+    result = float("-inf")
+    done = 0
+    rounds = 0
+    inv_s = 1.0 / ssum  # float64
+    while done == 0:
+        rounds += 1
+        hi2 = hi * 0.5
+        width2 = hi2 - lo * 0.5
+        scale = tl.where(width2 > 0, (NBINS - 2) / width2, 0.0)
+        # ---- pass 1: count histogram over the window, exact count and mass above it
+        hist = tl.zeros([NBINS], tl.int32)
+        mass_above = tl.zeros([BLOCK], tl.float32)
+        n_neginf = tl.zeros([BLOCK], tl.int32)
+        for off in range(0, V, BLOCK):
+            x = _load_row(ptr, off + lanes, V, posinf)
+            x = tl.math.div_rn(x, t)
+            b = _bin_of(x, hi2, lo, hi, scale, NBINS)
+            hist += tl.histogram(b, NBINS)
+            if is_p:
+                mass_above += tl.where(b == 0, tl.exp(x - mx), 0.0)
+            else:
+                n_neginf += (x == float("-inf")).to(tl.int32)
+        n_finite = tl.cdiv(V, BLOCK) * BLOCK - tl.sum(n_neginf, axis=0)
+        a_mass = tl.sum(mass_above.to(tl.float64), axis=0) * inv_s
+        if is_p:
+            # bounds on each bin's mass from its value range (with slack for rounding)
+            slack = 1e-5 * (tl.abs(hi) + tl.abs(lo)) + 1e-5
+            step = 2.0 / tl.maximum(scale, 1e-30)
+            jf = bins.to(tl.float32)
+            upper_v = tl.minimum(hi - (jf - 1.0) * step + slack, hi)
+            lower_v = tl.maximum(hi - jf * step - slack, lo)
+            cnt = hist.to(tl.float32)
+            up_m = tl.where(bins == 0, 0.0, cnt * tl.exp(upper_v - mx))
+            up_m = tl.where(bins == NBINS - 1, cnt * tl.exp(lo - mx), up_m)
+            low_m = tl.where((bins == 0) | (bins == NBINS - 1), 0.0, cnt * tl.exp(lower_v - mx))
+            up_c = a_mass + tl.cumsum(up_m.to(tl.float64), axis=0) * inv_s
+            low_c = a_mass + tl.cumsum(low_m.to(tl.float64), axis=0) * inv_s
+            j_lo = tl.sum((up_c < target_p).to(tl.int32), axis=0) - 1
+            j_hi = tl.sum((low_c < target_p).to(tl.int32), axis=0) + 1
+            j_lo = tl.maximum(j_lo, 1)
+            j_hi = tl.minimum(j_hi, NBINS - 1)
+        else:
+            cum = tl.cumsum(hist, axis=0)
+            j_lo = tl.sum((cum < target_k).to(tl.int32), axis=0)
+            j_lo = tl.maximum(j_lo, 1)
+            j_hi = j_lo
+        few = False
+        if not is_p:
+            few = target_k > n_finite  # fewer finite logits than k: no restriction
+        if few:
+            done = 1
+        else:
+            # ---- pass 2: copy the candidates (bins j_lo..j_hi, finite), count / mass before them.
+            # top_p also sums the exact mass of the range's upper half (bins < j_mid) and keeps
+            # each half's [min, max]: when the range is too large for the buffer, the next window
+            # is the half that holds the cut, so every round narrows even where the mass bounds
+            # are loose (wide windows). top_k's range is one bin: its "upper half" is all of it.
+            if is_p:
+                j_mid = (j_lo + j_hi + 1) // 2
+            else:
+                j_mid = j_hi + 1
+            n_c = 0
+            cnt_before = tl.zeros([BLOCK], tl.int32)
+            mass_before = tl.zeros([BLOCK], tl.float32)
+            mass_up = tl.zeros([BLOCK], tl.float32)
+            umax = tl.full([BLOCK], float("-inf"), tl.float32)
+            umin = tl.full([BLOCK], float("inf"), tl.float32)
+            lmax = tl.full([BLOCK], float("-inf"), tl.float32)
+            lmin = tl.full([BLOCK], float("inf"), tl.float32)
+            for off in range(0, V, BLOCK):
+                x = _load_row(ptr, off + lanes, V, posinf)
+                x = tl.math.div_rn(x, t)
+                b = _bin_of(x, hi2, lo, hi, scale, NBINS)
+                before = b < j_lo
+                is_c = (b >= j_lo) & (b <= j_hi) & (x > float("-inf"))
+                up = is_c & (b < j_mid)
+                low = is_c & (b >= j_mid)
+                e = tl.exp(x - mx)
+                cnt_before += before.to(tl.int32)
+                mass_before += tl.where(before, e, 0.0)
+                mass_up += tl.where(up, e, 0.0)
+                umax = tl.maximum(umax, tl.where(up, x, float("-inf")))
+                umin = tl.minimum(umin, tl.where(up, x, float("inf")))
+                lmax = tl.maximum(lmax, tl.where(low, x, float("-inf")))
+                lmin = tl.minimum(lmin, tl.where(low, x, float("inf")))
+                ci = is_c.to(tl.int32)
+                pos = n_c + tl.cumsum(ci, axis=0) - 1
+                tl.store(cand_ptr + pos, x, mask=is_c & (pos < CAPN))
+                n_c += tl.sum(ci, axis=0)
+            nb = tl.sum(cnt_before, axis=0)
+            mb = tl.sum(mass_before.to(tl.float64), axis=0) * inv_s
+            mu = tl.sum(mass_up.to(tl.float64), axis=0) * inv_s
+            u_hi = tl.max(umax, axis=0)
+            u_lo = tl.min(umin, axis=0)
+            l_hi = tl.max(lmax, axis=0)
+            l_lo = tl.min(lmin, axis=0)
+            if n_c <= CAPN:
+                c = tl.load(cand_ptr + caps, mask=caps < n_c, other=float("-inf"))
+                c = tl.sort(c, descending=True)
+                if is_p:
+                    mass = tl.where(c > float("-inf"), tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
+                    cum = mb + tl.cumsum(mass, axis=0)
+                    first = tl.sum((cum < target_p).to(tl.int32), axis=0)
+                    if first >= n_c:
+                        # not reached: rounding left the total below p (keep all), or slack missed
+                        result = tl.where(j_hi == NBINS - 1, float("-inf"), tl.minimum(u_lo, l_lo))
+                    else:
+                        result = tl.max(tl.where(caps == first, c, float("-inf")), axis=0)
+                else:
+                    r = target_k - nb - 1
+                    result = tl.max(tl.where(caps == r, c, float("-inf")), axis=0)
+                done = 1
+            else:
+                go_up = u_hi > float("-inf")
+                if is_p:
+                    go_up = go_up & ((mb + mu >= target_p) | (l_hi == float("-inf")))
+                hi = tl.where(go_up, u_hi, l_hi)
+                lo = tl.where(go_up, u_lo, l_lo)
+                if (hi == lo) or (rounds >= MAX_ROUNDS):
+                    result = hi  # a tie group holds the target: its value keeps all of it
+                    done = 1
+    return result
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "B", "C", "calk_stride", "has_edt", "has_bins"])
+def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, fp_ptr, ip_ptr, bp_ptr,
+                 calk_stride, res_ptr, flag_out, cand_ptr, has_edt, has_bins,
+                 CB: tl.constexpr, SELECT: tl.constexpr,
+                 BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    row = tl.program_id(0)
+    mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
+    t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
+    greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
+    if has_edt != 0:
+        if tl.load(bp_ptr + B + row) != 0:
+            # pm.. hold the partials of z / T for EDT rows; T comes from the unscaled ones
+            # (rm..), by the same arithmetic as in _edt_stats
+            _, _, h0, _ = _row_stats(rart_ptr, rn_ptr, row, B, C, CB)
+            t = _edt_temperature(h0, tl.load(fp_ptr + F_EDT_N * B + row),
+                                 tl.load(fp_ptr + F_EDT_THETA * B + row), tl.load(fp_ptr + F_EDT_T0 * B + row))
+            greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
+    t = tl.where(greedy, 1.0, t)
+    all_neginf = mx == float("-inf")
+    t = tl.where(all_neginf, 1.0, t)
+    mf = tl.where(all_neginf, 0.0, mx)
+    lse = tl.log(ssum.to(tl.float32)) + mf
+    # ---- threshold rules, in scaled-logit units
+    # each rule's threshold (an unused rule's is -inf; a NaN one, from an all -inf row, too)
+    thr = _or_off(tl.log(tl.load(fp_ptr + F_MIN_P * B + row)) + mx)
+    thr = tl.maximum(thr, _or_off(tl.log(tl.load(fp_ptr + F_EPSILON * B + row)) + lse))
+    log_eta = tl.log(tl.load(fp_ptr + F_ETA * B + row))
+    eta_thr = tl.where(log_eta == float("-inf"), float("-inf"), tl.minimum(log_eta, 0.5 * log_eta - h) + lse)
+    thr = tl.maximum(thr, _or_off(eta_thr))
+    thr = tl.maximum(thr, _or_off(tl.load(fp_ptr + F_CAL_LOG_EPS * B + row) + lse))
+    p_max = tl.exp(mx - lse)
+    # ---- rank caps
+    tk = tl.load(ip_ptr + I_TOP_K * B + row)
+    k = tl.where(tk > 0, tl.minimum(tk, V), V).to(tl.int64)
+    if has_bins != 0:
+        nbin = tl.load(ip_ptr + I_BINS * B + row)
+        m_bin = tl.math.ceil(p_max.to(tl.float64) * nbin.to(tl.float64)).to(tl.int64)
+        m_bin = tl.minimum(tl.maximum(m_bin, 1), nbin)
+        kb = tl.load(ip_ptr + I_KS * B + row * calk_stride + (m_bin - 1))
+        k = tl.where(kb > 0, tl.minimum(k, kb), k)
+        cb = tl.load(ip_ptr + I_CONF_BIN * B + row)
+        k = tl.where((cb > 0) & (m_bin != cb), 1, k)
+    k = tl.where(p_max < tl.load(fp_ptr + F_GREEDY_THRESHOLD * B + row), 1, k)
+    k = tl.where(greedy, 1, k)
+    thr = tl.where(k == 1, tl.maximum(thr, mx), thr)
+    if SELECT:
+        top_p = tl.load(fp_ptr + F_TOP_P * B + row)
+        need_k = (k > 1) & (k < V) & (not all_neginf)
+        need_p = (top_p < 1.0) & (not all_neginf) & (thr < mx)
+        if need_k | need_p:
+            ptr = z_ptr + row.to(tl.int64) * stride_z
+            crow = cand_ptr + row.to(tl.int64) * CAPN
+            if need_k:
+                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, k, 1.0, False, crow,
+                                              BLOCK, NBINS, CAPN))
+            if need_p:
+                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, 0, top_p.to(tl.float64), True,
+                                              crow, BLOCK, NBINS, CAPN))
+    # the argmax is always kept
+    thr = tl.minimum(thr, mx)
+    tl.store(res_ptr + row, thr)
+    tl.store(res_ptr + B + row, t)
+    tl.store(flag_out + row, posinf.to(tl.int32))
+
+
+@triton.jit(do_not_specialize=["stride_z", "stride_o", "V", "B"])
+def _mask(z_ptr, stride_z, out_ptr, stride_o, V, res_ptr, flag_ptr, B, BLOCK: tl.constexpr):
+    row = tl.program_id(0)
+    offs = tl.program_id(1) * BLOCK + tl.arange(0, BLOCK)
+    thr = tl.load(res_ptr + row)
+    t = tl.load(res_ptr + B + row)
+    posinf = tl.load(flag_ptr + row) != 0
+    x = _load_row(z_ptr + row.to(tl.int64) * stride_z, offs, V, posinf)
+    x = tl.math.div_rn(x, t)
+    out = tl.where(x >= thr, x, float("-inf"))
+    tl.store(out_ptr + row.to(tl.int64) * stride_o + offs, out, mask=offs < V)

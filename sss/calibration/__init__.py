@@ -1,0 +1,9 @@
+"""Calibration (`job=calibrate`): teacher-forced traces of a frozen model on reference answers,
+the confidence x rank grid, the log10 power-law fit, per-bin k lists, and the artifact that the
+calibrated samplers read (`sampler.calibration=<dir>`). The method and the artifact format:
+docs/calibration.md.
+
+Modules: `data` (reference answers, token sequences), `stats` (one step's numbers from logits),
+`trace_hf`, `trace_vllm`, `trace_torchtune` (the engines), `traces` (traces.parquet), `grid`,
+`fit`, `artifact` (calibration.json), `figures`.
+"""

@@ -28,7 +28,7 @@ ENGINE_KEYS = {
 VLLM_DEFAULTS = {"gpu_memory_utilization": 0.9, "tensor_parallel_size": 1, "max_model_len": None,
                  "enforce_eager": False, "kv_cache_memory_bytes": None}
 DTYPES = ("float32", "bfloat16", "float16")
-JOBS = ("evaluate", "analyze")
+JOBS = ("evaluate", "analyze", "calibrate")
 
 
 class ConfigError(ValueError):
@@ -107,6 +107,8 @@ def validate(cfg: DictConfig) -> RunSettings:
     _int(plain, "seed", 0)
     if job == "analyze":
         return _validate_analyze(plain)
+    if job == "calibrate":
+        return _validate_calibrate(plain)
 
     from sss.samplers import SamplerConfigError, SamplerSpec
 
@@ -143,13 +145,42 @@ def validate(cfg: DictConfig) -> RunSettings:
     except TaskConfigError as exc:
         raise ConfigError(str(exc)) from exc
 
+    # sampler.calibration=<dir>: the artifact's k list / fit replace the typed-in values
+    from sss.calibration.for_samplers import ARTIFACT_KEYS, resolve_calibration
+    from sss.calibration.artifact import CalibrationArtifactError
+
     try:
-        spec = SamplerSpec.from_mapping(plain["sampler"])
+        plain["sampler"] = resolve_calibration(plain["sampler"])
+    except CalibrationArtifactError as exc:
+        raise ConfigError(str(exc)) from exc
+    rules = {k: v for k, v in plain["sampler"].items() if k not in ARTIFACT_KEYS}
+    try:
+        spec = SamplerSpec.from_mapping(rules)
     except SamplerConfigError:
         raise
     except TypeError as exc:
         raise ConfigError(f"sampler: {exc}") from exc
     return RunSettings(spec=spec, seed=plain["seed"], config=plain)
+
+
+def _check_model(model: dict) -> None:
+    for key in ("name", "path"):
+        if not isinstance(model.get(key), str) or not model[key]:
+            raise _bad(f"model.{key}", model.get(key), "a non-empty string")
+    if model.get("dtype") not in DTYPES:
+        raise _bad("model.dtype", model.get("dtype"), f"one of {DTYPES}")
+
+
+def _validate_calibrate(plain: dict) -> RunSettings:
+    """`job=calibrate`: the model's identity and dtype, and every `calibration.` setting."""
+    from sss.calibration.options import check_options
+
+    _check_model(plain["model"])
+    options = plain.get("calibration")
+    if not isinstance(options, dict):
+        raise _bad("calibration", options, "the calibration settings (conf/calibration/)")
+    check_options(options)
+    return RunSettings(spec=None, seed=plain["seed"], config=plain)
 
 
 def _validate_analyze(plain: dict) -> RunSettings:

@@ -30,7 +30,8 @@ def bin_index(p_max: np.ndarray, bins: int) -> np.ndarray:
 
     from sss.samplers.bins import confidence_bin
 
-    return confidence_bin(torch.from_numpy(np.ascontiguousarray(p_max)), bins).numpy() - 1
+    # a copy: arrow buffers are read-only, and torch wants writable memory
+    return confidence_bin(torch.from_numpy(np.array(p_max)), bins).numpy() - 1
 
 
 class GridAccumulator:

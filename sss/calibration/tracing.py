@@ -4,10 +4,11 @@ the model frozen."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .data import Sequence
-from .stats import StepColumns
+if TYPE_CHECKING:  # checking a config imports this module: no torch at import time
+    from .data import Sequence
+    from .stats import StepColumns
 
 TRACE_ENGINES = ("hf", "vllm", "torchtune")
 

@@ -54,6 +54,30 @@ def _bad(path: Any, what: str) -> CalibrationArtifactError:
     return CalibrationArtifactError(f"sampler.calibration = {str(path)!r} is not allowed: {what}")
 
 
+def summarize(grid, thresholds, min_support: int) -> dict[str, Any]:
+    """The artifact's numbers from a grid: bins, K, the fit, the k lists and per-bin figures
+    (the job adds where they came from: model, data, engine, chat template, version)."""
+    from .fit import epsilon_equivalent, expected_accuracy, fit_power_law, k_lists, threshold_key
+    from .grid import bin_steps
+
+    fit = fit_power_law(grid)
+    return {
+        "bins": int(grid["bin"].max()), "bin_rule": "bin m = ((m-1)/n, m/n] on p_max (sss.samplers.bins)",
+        "top_k": int(grid["rank"].max()),
+        "rank_rule": "rank = number of vocabulary entries with log-probability >= the gold token's",
+        "min_support": int(min_support),
+        "bin_steps": [int(n) for n in bin_steps(grid)],
+        "token_share": [float(s) for s in grid.groupby("bin")["token_share"].first()],
+        "expected_accuracy": expected_accuracy(grid),
+        "fit": fit,
+        "epsilon_equivalent": {threshold_key(c): epsilon_equivalent(fit, c) for c in thresholds}
+        if fit else None,
+        "k_rule": "k = the largest rank r with c_hat >= threshold; 1 if none, or if the bin has "
+                  "fewer than min_support steps; bin 1 first",
+        "k_lists": k_lists(grid, thresholds, min_support),
+    }
+
+
 def write_artifact(folder: Path, data: dict[str, Any]) -> Path:
     from sss.runs.layout import write_json
 

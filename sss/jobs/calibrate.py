@@ -54,11 +54,9 @@ def calibrate(settings: RunSettings) -> Path:
 
 def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict[str, Any]:
     from sss.calibration import figures
-    from sss.calibration.artifact import write_artifact
+    from sss.calibration.artifact import summarize, write_artifact
     from sss.calibration.data import encode, file_sha256, load_examples
-    from sss.calibration.fit import (epsilon_equivalent, expected_accuracy, fit_power_law,
-                                     k_lists, threshold_key)
-    from sss.calibration.grid import bin_steps, build_grid
+    from sss.calibration.grid import build_grid
     from sss.calibration.traces import write_traces
     from sss.calibration.tracing import load_engine, trace
     from sss.models import resolve_model_path
@@ -90,8 +88,7 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
     t = time.perf_counter()
     grid = build_grid(folder / "traces.parquet", options["bins"], options["top_k"])
     grid.to_parquet(folder / "grid.parquet", index=False)
-    fit = fit_power_law(grid)
-    lists = k_lists(grid, options["thresholds"], options["min_support"])
+    summary = summarize(grid, options["thresholds"], options["min_support"])
     manifest.phase("grid_fit", time.perf_counter() - t)
 
     files = options.get("data_files")
@@ -105,26 +102,14 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
                  "sha256": file_sha256(Path(files).expanduser()) if files else None,
                  "limit": options["limit"], "documents": len(sequences), "tokens": len(steps)},
         "chat_template": options["chat_template"],
-        "bins": options["bins"], "bin_rule": "bin m = ((m-1)/n, m/n] on p_max (sss.samplers.bins)",
-        "top_k": options["top_k"],
-        "rank_rule": "rank = number of vocabulary entries with log-probability >= the gold token's",
-        "min_support": options["min_support"],
-        "bin_steps": [int(n) for n in bin_steps(grid)],
-        "token_share": [float(s) for s in grid.groupby("bin")["token_share"].first()],
-        "expected_accuracy": expected_accuracy(grid),
-        "fit": fit,
-        "epsilon_equivalent": {threshold_key(c): epsilon_equivalent(fit, c)
-                               for c in options["thresholds"]} if fit else None,
-        "k_rule": "k = the largest rank r with c_hat >= threshold; 1 if none, or if the bin has "
-                  "fewer than min_support steps; bin 1 first",
-        "k_lists": lists,
+        **summary,
     }
     write_artifact(folder, artifact)
 
     t = time.perf_counter()
     title = f"{model_cfg['name']} on {options['data']} ({len(steps)} tokens, {engine})"
     figures.grid_heatmap(grid, folder / "grid_heatmap.png", title)
-    figures.power_law_scatter(grid, fit, folder / "power_law.png", title)
+    figures.power_law_scatter(grid, summary["fit"], folder / "power_law.png", title)
     manifest.phase("figures", time.perf_counter() - t)
     return artifact
 

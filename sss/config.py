@@ -146,16 +146,15 @@ def validate(cfg: DictConfig) -> RunSettings:
         raise ConfigError(str(exc)) from exc
 
     # sampler.calibration=<dir>: the artifact's k list / fit replace the typed-in values
-    from sss.calibration.for_samplers import ARTIFACT_KEYS, resolve_calibration
+    from sss.calibration.for_samplers import resolve_calibration
     from sss.calibration.artifact import CalibrationArtifactError
 
     try:
         plain["sampler"] = resolve_calibration(plain["sampler"])
     except CalibrationArtifactError as exc:
         raise ConfigError(str(exc)) from exc
-    rules = {k: v for k, v in plain["sampler"].items() if k not in ARTIFACT_KEYS}
     try:
-        spec = SamplerSpec.from_mapping(rules)
+        spec = SamplerSpec.from_mapping(plain["sampler"])
     except SamplerConfigError:
         raise
     except TypeError as exc:

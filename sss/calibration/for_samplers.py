@@ -65,6 +65,3 @@ def resolve_calibration(sampler: dict[str, Any]) -> dict[str, Any]:
     out["calibration_sha256"] = artifact.sha256
     return out
 
-
-# keys of the sampler config that describe the artifact, not a decoding rule
-ARTIFACT_KEYS = ("calibration", "calibration_threshold", "calibration_sha256")

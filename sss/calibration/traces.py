@@ -37,7 +37,10 @@ def to_table(steps: StepColumns) -> pa.Table:
 def write_traces(steps: StepColumns, path: Path) -> None:
     """Written to a temporary name and renamed, so a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(to_table(steps), tmp, row_group_size=1 << 20)
+    # no dictionary encoding (probabilities rarely repeat) and zstd: about 2.5x faster to read
+    # back than parquet's defaults, for a file of about the same size
+    pq.write_table(to_table(steps), tmp, row_group_size=1 << 20, compression="zstd",
+                   use_dictionary=False)
     tmp.replace(path)
 
 

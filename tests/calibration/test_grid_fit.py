@@ -69,8 +69,10 @@ def test_streamed_grid_matches_a_plain_groupby(tmp_path):
     grid = build_grid(tmp_path / "traces.parquet", bins=10, batch_rows=777)
     ref = reference_grid(steps, 10)
     for column in ("steps", "c_hat", "p_mean", "p_std", "p_cond_mean", "p_cond_std"):
+        # sums of squares are taken in float32 within blocks of rows: stds to ~1e-6
+        atol = 1e-5 if column.endswith("std") else 1e-7
         np.testing.assert_allclose(grid[column].to_numpy(float), ref[column].to_numpy(float),
-                                   rtol=1e-6, atol=1e-7, equal_nan=True, err_msg=column)
+                                   rtol=1e-6, atol=atol, equal_nan=True, err_msg=column)
     # ranks beyond K count as steps of the bin but in no cell
     assert (steps.rank > 8).any()
     per_bin = grid.groupby("bin")["c_hat"].sum()

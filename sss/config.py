@@ -146,10 +146,12 @@ def validate(cfg: DictConfig) -> RunSettings:
         raise ConfigError(str(exc)) from exc
 
     # sampler.calibration=<dir>: the artifact's k list / fit replace the typed-in values
-    from sss.calibration.for_samplers import resolve_calibration
     from sss.calibration.artifact import CalibrationArtifactError
+    from sss.calibration.for_samplers import auto_calibration, resolve_calibration
 
     try:
+        if plain["sampler"].get("calibration") == "auto":
+            plain["sampler"]["calibration"] = auto_calibration(plain)
         plain["sampler"] = resolve_calibration(plain["sampler"])
     except CalibrationArtifactError as exc:
         raise ConfigError(str(exc)) from exc

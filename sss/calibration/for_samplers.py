@@ -4,7 +4,10 @@
 - `calibrated_topk`: the artifact's k list for `sampler.calibration_threshold` replaces the
   config's list (one of the artifact's thresholds, or an error listing them);
 - `calibrated_epsilon`: the artifact's fitted A and B (log10) replace the config's, c stays.
-The sampler's `bins` must equal the artifact's. The resolved values are written back into the
+The sampler's `bins` must equal the artifact's. `sampler.calibration=auto` names the directory
+that `job=calibrate` writes for this config's model and `calibration.` settings (so a multirun
+`-m job=calibrate,evaluate` calibrates, then evaluates with the result); samplers without a
+calibrated rule ignore it, so one sweep can set it for all its samplers. The resolved values are written back into the
 sampler config, with the artifact's absolute path and content hash, so config.yaml shows what
 ran and the run directory's hash changes with the artifact.
 """
@@ -27,6 +30,23 @@ def manifest_record(sampler: dict[str, Any]) -> dict[str, Any] | None:
     return {"path": sampler["calibration"], "sha256": sampler.get("calibration_sha256"),
             "threshold": sampler.get("calibration_threshold")
             if sampler.get("calibrated_topk") is not None else None}
+
+
+def auto_calibration(config: dict[str, Any]) -> str | None:
+    """The calibration directory of this config's model and calibration settings (for a
+    calibrated sampler; None otherwise). It must be finished."""
+    sampler = config["sampler"]
+    if sampler.get("calibrated_topk") is None and sampler.get("calibrated_epsilon") is None:
+        return None
+    from .options import calibration_dir, check_options
+
+    check_options(config["calibration"])
+    folder = calibration_dir(config)
+    if not (folder / "DONE").is_file():
+        raise _bad("calibration", "auto", f"a finished calibration of model {config['model']['name']} "
+                   f"with these calibration settings at {folder} (make it first: python launch.py "
+                   "job=calibrate with the same model and calibration.* settings)")
+    return str(folder)
 
 
 def resolve_calibration(sampler: dict[str, Any]) -> dict[str, Any]:

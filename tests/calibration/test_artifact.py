@@ -230,3 +230,24 @@ def test_calibration_dir_is_deterministic_and_names_what_changes_numbers(tmp_pat
     assert calibration_dir(validate(compose_cfg(*base, "calibration.engine=torchtune")).config) != first
     write_lines(path, ['{"prompt": "2+2?", "answer": "four"}'])
     assert calibration_dir(validate(compose_cfg(*base)).config) != first
+
+
+def test_auto_names_the_calibration_of_this_model_and_settings(tmp_path):
+    from sss.calibration.options import calibration_dir
+
+    data = write_lines(tmp_path / "data.jsonl", ['{"prompt": "2+2?", "answer": "4"}'])
+    common = (f"output_root={tmp_path / 'out'}", "calibration=jsonl", f"calibration.data_files={data}")
+    folder = calibration_dir(validate(compose_cfg("job=calibrate", *common)).config)
+    with pytest.raises(ConfigError, match="job=calibrate"):
+        validate(compose_cfg("sampler=calibrated_topk", "sampler.calibration=auto", *common))
+    artifact = make_artifact(folder)
+    settings = validate(compose_cfg("sampler=calibrated_topk", "sampler.calibration=auto", *common))
+    assert list(settings.spec.calibrated_topk) == artifact["k_lists"]["0.05"]
+    assert settings.config["sampler"]["calibration"] == str(folder.resolve())
+    # other calibration settings name another directory, which does not exist
+    with pytest.raises(ConfigError, match="auto"):
+        validate(compose_cfg("sampler=calibrated_topk", "sampler.calibration=auto", *common,
+                             "calibration.top_k=10"))
+    # a sampler without a calibrated rule ignores auto (one sweep sets it for every sampler)
+    assert validate(compose_cfg("sampler=min_p", "sampler.calibration=auto", *common)).config[
+        "sampler"]["calibration"] is None

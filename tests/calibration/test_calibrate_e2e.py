@@ -116,3 +116,17 @@ def test_calibrated_topk_runs_with_the_artifact(calibrated, tmp_path):
     assert manifest["run"]["sampler_params"]["calibrated_topk"] == artifact["k_lists"]["0.03"]
     config = yaml.safe_load((manifest_path.parent / "config.yaml").read_text())
     assert config["sampler"]["calibrated_topk"] == artifact["k_lists"]["0.03"]
+
+
+def test_one_multirun_calibrates_then_evaluates_with_the_result(tmp_path):
+    data = shared_data("gsm8k", "train.jsonl")
+    result = launch("-m", "job=calibrate,evaluate", "sampler=calibrated_topk", "sampler.calibration=auto",
+                    "calibration.limit=2", f"calibration.data_files={data}", "task.limit=1",
+                    "task.max_gen_toks=8", f"output_root={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (folder,) = (tmp_path / "calibration" / "smollm2-135m-instruct").iterdir()
+    ks = json.loads((folder / "calibration.json").read_text())["k_lists"]["0.05"]
+    (manifest,) = [p for p in tmp_path.glob("arith/**/manifest.json")]
+    data = json.loads(manifest.read_text())
+    assert data["status"] == "done" and data["calibration"]["path"] == str(folder.resolve())
+    assert data["run"]["sampler_params"]["calibrated_topk"] == ks

@@ -69,7 +69,8 @@ def synthetic_steps(n: int, k: int, seed: int = 0):
         top[:, r] = top[:, r - 1] * decay
     rank = np.where(rng.random(n) < p_max, 1, 2 + rng.geometric(0.35, n) - 1).astype(np.int32)
     gold = np.where(rank <= k, top[np.arange(n), np.minimum(rank, k) - 1], 1e-6).astype(np.float32)
-    return StepColumns(doc_id=np.arange(n, dtype=np.int64) // 150, position=(np.arange(n) % 150).astype(np.int32),
+    return StepColumns(doc_id=np.arange(n, dtype=np.int64) // 150,
+                       position=(np.arange(n) % 150).astype(np.int32),
                        token_id=rng.integers(0, 49152, n, dtype=np.int32), rank=rank, prob=gold, p_max=p_max,
                        top_ids=np.zeros((n, k), np.int32), top_probs=top)
 

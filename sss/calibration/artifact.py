@@ -122,8 +122,7 @@ def read_artifact(path: str | Path) -> Calibration:
                 isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
             raise _bad(path, f"expected k_lists[{key!r}] to be {bins} integers >= 1 (got {ks!r})")
     fit = data.get("fit")
-    if fit is not None:
-        if not isinstance(fit, dict) or fit.get("log_base") != 10 or not all(
-                isinstance(fit.get(k), (int, float)) and math.isfinite(fit[k]) for k in ("a", "b")):
-            raise _bad(path, f"expected fit with finite a, b and log_base 10 in {FILE} (got {fit!r})")
+    if fit is not None and (not isinstance(fit, dict) or fit.get("log_base") != 10 or not all(
+            isinstance(fit.get(k), (int, float)) and math.isfinite(fit[k]) for k in ("a", "b"))):
+        raise _bad(path, f"expected fit with finite a, b and log_base 10 in {FILE} (got {fit!r})")
     return Calibration(folder.resolve(), hashlib.sha256(raw).hexdigest(), data)

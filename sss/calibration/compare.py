@@ -39,7 +39,7 @@ def calibrations_table(folders: list[Path]) -> pd.DataFrame:
         data = json.loads((folder / FILE).read_text())
         fit = data.get("fit") or {}
         for m, (steps, share, accuracy) in enumerate(zip(data["bin_steps"], data["token_share"],
-                                                         data["expected_accuracy"]), start=1):
+                                                         data["expected_accuracy"], strict=True), start=1):
             rows.append({"calibration": str(folder), "model": data["model"]["name"],
                          "data": data["data"]["source"], "engine": data["engine"],
                          "tokens": data["data"]["tokens"], "bin": m, "steps": steps,

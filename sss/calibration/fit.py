@@ -58,7 +58,7 @@ def epsilon_equivalent(fit: dict[str, Any], c: float) -> float | None:
 def k_list(c_hat: np.ndarray, steps: np.ndarray, threshold: float, min_support: int) -> list[int]:
     """One k per bin, bin 1 first (c_hat [bins, K])."""
     ranks = np.arange(1, c_hat.shape[1] + 1)
-    reaching = np.where(c_hat >= threshold, ranks, 0).max(axis=1)
+    reaching = np.where(c_hat >= threshold, ranks, 0).max(axis=1)  # 0: no rank reaches c
     ks = np.maximum(reaching, 1)
     ks[steps < min_support] = 1
     return [int(k) for k in ks]

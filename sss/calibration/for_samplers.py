@@ -7,9 +7,11 @@
 The sampler's `bins` must equal the artifact's. `sampler.calibration=auto` names the directory
 that `job=calibrate` writes for this config's model and `calibration.` settings (so a multirun
 `-m job=calibrate,evaluate` calibrates, then evaluates with the result); samplers without a
-calibrated rule ignore it, so one sweep can set it for all its samplers. The resolved values are written back into the
-sampler config, with the artifact's absolute path and content hash, so config.yaml shows what
-ran and the run directory's hash changes with the artifact.
+calibrated rule ignore it, so one sweep can set it for all its samplers.
+
+The resolved values are written back into the sampler config, with the artifact's absolute path
+and content hash, so config.yaml shows what ran and the run directory's hash changes with the
+artifact.
 """
 
 from __future__ import annotations

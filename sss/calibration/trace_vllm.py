@@ -47,7 +47,7 @@ def trace_vllm(sequences: list[Sequence], llm, top_k: int, show_progress: bool =
     top_ids = np.zeros((n, top_k), np.int32)
     top_lp = np.full((n, top_k), -math.inf)
     row = 0
-    for seq, out in zip(sequences, outputs):
+    for seq, out in zip(sequences, outputs, strict=True):
         for t in range(seq.answer_start, len(seq.input_ids)):
             step = out.prompt_logprobs[t]  # token id -> Logprob(logprob, rank, decoded_token)
             gold = seq.input_ids[t]

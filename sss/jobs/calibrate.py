@@ -68,7 +68,8 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
     from transformers import AutoTokenizer
 
     path = resolve_model_path(model_cfg["path"])
-    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=model_cfg.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, trust_remote_code=model_cfg.get("trust_remote_code", False))
     examples = load_examples(options)
     sequences = encode(examples, tokenizer, options["chat_template"], options["max_length"])
     manifest.phase("data", time.perf_counter() - t)

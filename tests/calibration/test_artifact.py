@@ -71,14 +71,15 @@ def test_run_dir_follows_the_artifact_content(tmp_path):
     assert run_dir_for(first.config, first.spec) == run_dir_for(again.config, again.spec)
     make_artifact(tmp_path / "cal", seed=1)  # recalibrated in place: other content, same path
     changed = validate(compose_cfg(*overrides))
-    assert run_dir_for(changed.config, changed.spec).path.name != run_dir_for(first.config, first.spec).path.name
+    assert run_dir_for(changed.config, changed.spec) != run_dir_for(first.config, first.spec)
 
 
 def test_manifest_record(tmp_path):
     from sss.calibration.for_samplers import manifest_record
 
     make_artifact(tmp_path / "cal")
-    config = validate(compose_cfg("sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'cal'}")).config
+    config = validate(compose_cfg("sampler=calibrated_topk",
+                                  f"sampler.calibration={tmp_path / 'cal'}")).config
     record = manifest_record(config["sampler"])
     assert record == {"path": str((tmp_path / "cal").resolve()), "threshold": 0.05,
                       "sha256": hashlib.sha256((tmp_path / "cal" / FILE).read_bytes()).hexdigest()}
@@ -129,8 +130,10 @@ def test_bad_artifacts_are_config_errors(tmp_path, how, words):
 
 
 @pytest.mark.parametrize("overrides, words", [
-    (["sampler=calibrated_topk", "sampler.calibration_threshold=0.04"], ["calibration_threshold", "0.04", "0.05"]),
-    (["sampler=calibrated_topk", "sampler.bins=5", "sampler.calibrated_topk=[1,1,1,1,1]"], ["bins", "5", "10"]),
+    (["sampler=calibrated_topk", "sampler.calibration_threshold=0.04"],
+     ["calibration_threshold", "0.04", "0.05"]),
+    (["sampler=calibrated_topk", "sampler.bins=5", "sampler.calibrated_topk=[1,1,1,1,1]"],
+     ["bins", "5", "10"]),
     (["sampler=min_p"], ["calibrated sampler"]),
 ])
 def test_artifact_that_does_not_fit_the_request(tmp_path, overrides, words):

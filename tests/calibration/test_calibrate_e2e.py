@@ -30,7 +30,7 @@ def calibrated(tmp_path_factory):
 
 
 def test_directory_holds_every_file(calibrated):
-    folder, _, result, data = calibrated
+    folder, _, result, _ = calibrated
     assert f"calibration directory: {folder}" in result.stdout
     for name in ("config.yaml", "manifest.json", "traces.parquet", "grid.parquet",
                  "calibration.json", "DONE"):

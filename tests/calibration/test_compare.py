@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from sss.calibration.artifact import summarize, write_artifact
@@ -47,7 +48,7 @@ def test_figure_2_over_calibrations_and_runs_table_without_them(tmp_path):
     table = pd.read_csv(folder / "calibrations.csv")
     assert set(table["label"]) == {"model-a", "model-b"} and len(table) == 20
     mine = table[table["model"] == "model-a"].sort_values("bin")
-    assert list(mine["expected_accuracy"].fillna(-1)) == [v if v == v else -1 for v in a["expected_accuracy"]]
+    np.testing.assert_allclose(mine["expected_accuracy"], a["expected_accuracy"], equal_nan=True)
     assert list(table[table["model"] == "model-b"].sort_values("bin")["steps"]) == b["bin_steps"]
     runs = pd.read_csv(tmp_path / "analysis" / "runs.csv")
     assert len(runs) == 1 and runs["sampler"].tolist() == ["min_p"]

@@ -4,6 +4,9 @@ Sources (`calibration.data`):
 - `gsm8k`: GSM8K train (`openai/gsm8k`, config `main`), or `calibration.data_files=<jsonl>` with
   its `question`/`answer` fields; the answers are GSM8K's rationales (calculator annotations and
   the `#### N` line included), as in the paper's calibration;
+- `arith`: sss's own generated arithmetic word problems (the default task's generator, train
+  split seed; `limit` problems, 1000 by default), each answer its worked chain of thought ending
+  "The answer is N." — offline, no file needed;
 - `jsonl`: any JSONL file (`calibration.data_files`) with `prompt` and `answer` fields.
 
 A sequence is the prompt's tokens followed by the answer's tokens; only the answer's tokens are
@@ -18,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SOURCES = {"gsm8k": ("question", "answer"), "jsonl": ("prompt", "answer")}
+SOURCES = {"gsm8k": ("question", "answer"), "arith": ("question", "rationale"),
+           "jsonl": ("prompt", "answer")}
 GSM8K_HUB = ("openai/gsm8k", "main", "train")
 # The plain prompt when no chat template is applied.
 PLAIN_PROMPT = "Question: {prompt}\nAnswer: "
@@ -77,8 +81,13 @@ def load_examples(options: dict[str, Any]) -> list[Example]:
     source = options["data"]
     prompt_key, answer_key = SOURCES[source]
     files = options.get("data_files")
-    records = _records_from_file(Path(files).expanduser()) if files else _records_from_hub()
     limit = options.get("limit")
+    if source == "arith":
+        from sss.evaluation.tasks.arith.generate import SPLIT_SIZES, generate
+
+        records = generate("train", count=limit or SPLIT_SIZES["train"])
+    else:
+        records = _records_from_file(Path(files).expanduser()) if files else _records_from_hub()
     records = records[:limit] if limit else records
     if not records:
         raise CalibrationDataError(f"calibration.data_files = {files!r} holds no examples")

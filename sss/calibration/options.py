@@ -62,6 +62,10 @@ def check_options(options: dict[str, Any]) -> None:
         raise _bad("thresholds", thresholds, "a non-empty list of numbers 0 < c <= 1")
 
     files = options.get("data_files")
+    if options["data"] == "arith":
+        if files is not None:
+            raise _bad("data_files", files, "null for calibration.data=arith (sss generates it)")
+        return
     if files is None:
         if options["data"] == "jsonl":
             raise _bad("data_files", files, "a JSONL file with prompt/answer fields "
@@ -80,6 +84,10 @@ def check_options(options: dict[str, Any]) -> None:
 def data_label(options: dict[str, Any]) -> str:
     if options["data"] == "jsonl":
         return "jsonl-" + Path(options["data_files"]).stem
+    if options["data"] == "arith":
+        from sss.evaluation.tasks.arith.generate import GENERATOR_VERSION
+
+        return f"arith-v{GENERATOR_VERSION}"
     return options["data"]
 
 

@@ -218,6 +218,20 @@ def test_good_jsonl_and_gsm8k_files_pass(tmp_path):
     validate(compose_cfg("job=calibrate", f"calibration.data_files={gsm8k}", "calibration.limit=5"))
 
 
+def test_arith_needs_no_file():
+    from sss.calibration.data import load_examples
+    from sss.calibration.options import calibration_dir
+
+    settings = validate(compose_cfg("job=calibrate", "calibration=arith", "calibration.limit=40"))
+    examples = load_examples(settings.config["calibration"])
+    assert len(examples) == 40 and [e.doc_id for e in examples] == list(range(40))
+    assert all(e.answer.rstrip(".").split()[-1].isdigit() and "The answer is" in e.answer for e in examples)
+    assert all(e.prompt.endswith("now?") for e in examples)
+    assert calibration_dir(settings.config).name.startswith("arith-v1__hf__n40__")
+    with pytest.raises(ConfigError, match="calibration.data_files"):
+        validate(compose_cfg("job=calibrate", "calibration=arith", "calibration.data_files=x.jsonl"))
+
+
 def test_calibration_dir_is_deterministic_and_names_what_changes_numbers(tmp_path):
     from sss.calibration.options import calibration_dir
 

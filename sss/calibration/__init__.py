@@ -3,7 +3,9 @@ the confidence x rank grid, the log10 power-law fit, per-bin k lists, and the ar
 calibrated samplers read (`sampler.calibration=<dir>`). The method and the artifact format:
 docs/calibration.md.
 
-Modules: `data` (reference answers, token sequences), `stats` (one step's numbers from logits),
-`trace_hf`, `trace_vllm`, `trace_torchtune` (the engines), `traces` (traces.parquet), `grid`,
-`fit`, `artifact` (calibration.json), `figures`.
+Modules: `options` (settings, the calibration directory), `data` (reference answers, token
+sequences), `stats` (one step's numbers from logits), `tracing` with `trace_hf`, `trace_vllm`,
+`trace_torchtune` (the engines) and `batching`, `traces` (traces.parquet), `grid`, `fit`,
+`artifact` (calibration.json), `for_samplers` (sampler.calibration), `figures`, `compare`
+(several calibrations, for job=analyze).
 """

@@ -29,7 +29,9 @@ def load_engine(engine: str, path: str, model_cfg: dict[str, Any], options: dict
         settings = {k: model_cfg[k] for k in ("gpu_memory_utilization", "enforce_eager",
                                               "kv_cache_memory_bytes", "trust_remote_code")
                     if k in model_cfg}
-        return load_vllm(path, dtype, options["top_k"], max_model_len=options["max_length"], **settings)
+        # + 1: vLLM generates one token after the longest sequence
+        return load_vllm(path, dtype, options["top_k"], max_model_len=options["max_length"] + 1,
+                         **settings)
     raise ValueError(f"calibration.engine = {engine!r}: expected one of {TRACE_ENGINES}")
 
 

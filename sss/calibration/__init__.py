@@ -9,3 +9,10 @@ sequences), `stats` (one step's numbers from logits), `tracing` with `trace_hf`,
 `artifact` (calibration.json), `for_samplers` (sampler.calibration), `figures`, `compare`
 (several calibrations, for job=analyze).
 """
+
+import logging
+
+# torchtune needs torchao 0.15, which warns at import that its C++ kernels do not match this
+# torch; transformers imports torchao whenever it is installed (to probe for its quantizer), so
+# every model load would print that warning. sss uses none of torchao's kernels.
+logging.getLogger("torchao").setLevel(logging.ERROR)

@@ -20,7 +20,7 @@ ENGINES = ("hf", "vllm", "dummy")
 MOVED_TO_ENGINE = {"engine", "device", "batch_size", "gpu_memory_utilization", "tensor_parallel_size",
                    "max_model_len", "enforce_eager", "kv_cache_memory_bytes"}
 DTYPES = ("float32", "bfloat16", "float16")
-JOBS = ("evaluate", "analyze")
+JOBS = ("evaluate", "analyze", "calibrate")
 
 
 class ConfigError(ValueError):
@@ -112,6 +112,8 @@ def validate(cfg: DictConfig) -> RunSettings:
     _int(plain, "seed", 0)
     if job == "analyze":
         return _validate_analyze(plain)
+    if job == "calibrate":
+        return _validate_calibrate(plain)
 
     from sss.samplers import SamplerConfigError, SamplerSpec
 
@@ -151,6 +153,16 @@ def validate(cfg: DictConfig) -> RunSettings:
     except TaskConfigError as exc:
         raise ConfigError(str(exc)) from exc
 
+    # sampler.calibration=<dir>: the artifact's k list / fit replace the typed-in values
+    from sss.calibration.artifact import CalibrationArtifactError
+    from sss.calibration.for_samplers import auto_calibration, resolve_calibration
+
+    try:
+        if plain["sampler"].get("calibration") == "auto":
+            plain["sampler"]["calibration"] = auto_calibration(plain)
+        plain["sampler"] = resolve_calibration(plain["sampler"])
+    except CalibrationArtifactError as exc:
+        raise ConfigError(str(exc)) from exc
     try:
         spec = SamplerSpec.from_mapping(plain["sampler"])
     except SamplerConfigError:
@@ -158,6 +170,26 @@ def validate(cfg: DictConfig) -> RunSettings:
     except TypeError as exc:
         raise ConfigError(f"sampler: {exc}") from exc
     return RunSettings(spec=spec, seed=plain["seed"], config=plain)
+
+
+def _check_model(model: dict) -> None:
+    for key in ("name", "path"):
+        if not isinstance(model.get(key), str) or not model[key]:
+            raise _bad(f"model.{key}", model.get(key), "a non-empty string")
+    if model.get("dtype") not in DTYPES:
+        raise _bad("model.dtype", model.get("dtype"), f"one of {DTYPES}")
+
+
+def _validate_calibrate(plain: dict) -> RunSettings:
+    """`job=calibrate`: the model's identity and dtype, and every `calibration.` setting."""
+    from sss.calibration.options import check_options
+
+    _check_model(plain["model"])
+    options = plain.get("calibration")
+    if not isinstance(options, dict):
+        raise _bad("calibration", options, "the calibration settings (conf/calibration/)")
+    check_options(options)
+    return RunSettings(spec=None, seed=plain["seed"], config=plain)
 
 
 def _validate_analyze(plain: dict) -> RunSettings:

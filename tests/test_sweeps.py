@@ -7,6 +7,8 @@ job's config goes through sss.config.validate exactly as launch.py would check i
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -38,13 +40,28 @@ def test_the_named_sweeps_of_the_issue_exist():
     assert {"min_p_grid", "top_p_grid", "eta_grid"} <= set(SWEEPS)
 
 
+def provide_calibration(sweep: str, output_root: Path) -> None:
+    """A finished (synthetic) calibration where `sampler.calibration=auto` looks for the one of
+    the sweep's model: sweeps whose calibrated samplers read sss's own calibration need it."""
+    from sss.calibration.options import calibration_dir
+    from sss.runs.layout import write_json
+
+    config = validate(compose_cfg(f"sweep={sweep}", "job=calibrate", f"output_root={output_root}")).config
+    folder = calibration_dir(config)
+    write_json(folder / "calibration.json", {
+        "format": "sss-calibration", "format_version": 1, "bins": 10,
+        "k_lists": {"0.05": [1, 2, 3, 3, 3, 3, 2, 2, 2, 1]}, "fit": {"log_base": 10, "a": -0.5, "b": 0.8}})
+    (folder / "DONE").write_text("")
+
+
 @pytest.mark.parametrize("sweep", SWEEPS)
-def test_sweep_expands_to_valid_distinct_configs(sweep):
+def test_sweep_expands_to_valid_distinct_configs(sweep, tmp_path):
     jobs = expand(sweep)
     assert len(jobs) >= 2, f"sweeps/{sweep}.yaml sweeps nothing"
+    provide_calibration(sweep, tmp_path)
     configs = []
     for overrides in jobs:
-        cfg = compose_cfg(f"sweep={sweep}", *overrides)
+        cfg = compose_cfg(f"sweep={sweep}", *overrides, f"output_root={tmp_path}")
         settings = validate(cfg)
         configs.append(repr((settings.spec, settings.config["task"], settings.config["model"],
                              settings.config["seed"])))

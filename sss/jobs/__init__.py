@@ -1,4 +1,4 @@
-"""Jobs that launch.py runs: `job=evaluate`, `job=analyze` (more to come: calibrate)."""
+"""Jobs that launch.py runs: `job=evaluate`, `job=analyze`, `job=calibrate`."""
 
 
 def run(settings):
@@ -12,4 +12,8 @@ def run(settings):
         from .analyze import analyze
 
         return analyze(settings)
+    if name == "calibrate":
+        from .calibrate import calibrate
+
+        return calibrate(settings)
     raise ValueError(f"unknown job {name!r}")

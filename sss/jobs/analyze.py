@@ -22,8 +22,21 @@ def analyze(settings: RunSettings) -> Path:
     output = Path(options["output"]).expanduser() if options.get("output") else source / "analysis"
     metric = options.get("metric") or "accuracy"
 
+    runs = find_runs(source)
+    # --- calibration directories (job=calibrate): compared across models (Figure 2), not rows
+    from sss.calibration.compare import compare_calibrations, split_calibrations
+
+    calibrations, runs = split_calibrations(runs)
+    compared = compare_calibrations(calibrations, output) if calibrations else []
+    if calibrations:
+        print(f"compared {len(calibrations)} calibrations under {source}:")
+        for path in compared:
+            print(f"  {path}")
+    if not runs:
+        return output
+    # ---------------------------------------------------------------------------------------
     scoring, rescore = options.get("scoring", "sss"), bool(options.get("rescore", False))
-    frame = runs_table(find_runs(source), progress=True, scoring=scoring, rescore=rescore)
+    frame = runs_table(runs, progress=True, scoring=scoring, rescore=rescore)
     parquet, csv = write_table(frame, output)
 
     figures_dir = output / "figures"

@@ -44,6 +44,11 @@ def evaluate(settings: RunSettings) -> RunDir:
     # what shapes the generations besides the sampler, in one place (also in config.yaml)
     manifest.data["generation"] = {key: config["task"][key] for key in GENERATION_KEYS}
     manifest.data["engine"] = {k: v for k, v in config["engine"].items() if k != "_target_"}
+    # --- calibration artifact (sampler.calibration): its path and content hash -------------
+    from sss.calibration.for_samplers import manifest_record
+
+    manifest.data["calibration"] = manifest_record(config["sampler"])
+    # ---------------------------------------------------------------------------------------
     write_json(run.manifest, manifest.data)
     print(f"run directory: {run.path}")
     try:

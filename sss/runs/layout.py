@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # annotations only: reading run directories must not pull in torch
     from sss.samplers import SamplerSpec
 
-# Keys that do not change what a run computes.
-NOT_RESULT_KEYS = {"output_root", "force"}
+# Keys that do not change what a run computes. `calibration` holds job=calibrate's settings; an
+# evaluation reads an artifact only through sampler.calibration (with its content hash).
+NOT_RESULT_KEYS = {"output_root", "force", "calibration"}
 MAX_PARAMS_LEN = 120
 
 

@@ -241,7 +241,9 @@ class SamplerSpec:
         return cls(**kwargs)
 
 
-IGNORED_KEYS = frozenset({"name"})
+# `calibration*`: which job=calibrate artifact filled calibrated_topk / calibrated_epsilon
+# (sss.calibration.for_samplers), recorded beside the values it gave
+IGNORED_KEYS = frozenset({"name", "calibration", "calibration_threshold", "calibration_sha256"})
 
 
 def _as_list(name: str, value: Any) -> tuple:

@@ -83,7 +83,7 @@ def main() -> None:
     from vllm import SamplingParams
 
     from sss.engines.vllm import SamplerLogitsProcessor, sampling_params
-    from sss.engines.vllm_generator import VLLMGenerator
+    from sss.engines.vllm_generator import VLLMEngine
     from sss.models import resolve_model_path
     from sss.samplers import SamplerSpec
 
@@ -99,7 +99,7 @@ def main() -> None:
             return out
 
     t0 = time.perf_counter()
-    gen = VLLMGenerator(resolve_model_path(args.model), dtype=args.dtype, max_model_len=1024,
+    gen = VLLMEngine(resolve_model_path(args.model), dtype=args.dtype, max_model_len=1024,
                         enforce_eager=True, kv_cache_memory_bytes=args.kv_cache_mib << 20,
                         logits_processor=TimedProcessor)
     start_s = time.perf_counter() - t0

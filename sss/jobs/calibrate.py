@@ -75,7 +75,10 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
     manifest.phase("data", time.perf_counter() - t)
 
     t = time.perf_counter()
-    loaded = load_engine(engine, path, model_cfg, options)
+    # the engine group's settings (engine.device for HF, the vLLM keys for engine=vllm) apply
+    # to the calibration engine of the same kind
+    settings = {k: v for k, v in config["engine"].items() if k not in ("_target_", "name")}
+    loaded = load_engine(engine, path, {**settings, **model_cfg}, options)
     manifest.phase("load_model", time.perf_counter() - t)
 
     t = time.perf_counter()

@@ -294,3 +294,14 @@ def test_analyses_from_the_written_per_sample_table(tmp_path):
     for name, table in result.tables.items():
         pd.testing.assert_frame_equal(table.reset_index(drop=True), again[name].reset_index(drop=True),
                                       check_dtype=False)
+
+
+def test_run_without_any_event(tmp_path):
+    confident = [Sample(d, r, "1", d == 0, [(0.95, 1, 0.95)] * (3 + r)) for d in range(2) for r in range(2)]
+    make_trace_run(tmp_path / "run", confident)
+    result, t = tables_of(tmp_path)
+    assert rows(t["low_conf_tokens"], "events", "samples", "correct") == {"0": (4, 2)}
+    assert t["sampled_rank"].empty and t["low_prob_rank"].empty
+    assert rows(t["max_rank_bins"], "max_rank", "samples") == {"none": (4,)}
+    assert t["conditioned_vote"]["conditioned_vote"].item() == t["conditioned_vote"]["plain_vote"].item() == 0.5
+    assert (result.samples["low_conf_events"] == 0).all() and result.samples["low_conf_max_rank"].isna().all()

@@ -95,36 +95,57 @@ def answer_starts(responses: pd.Series, pattern: str) -> pd.Series:
 
 # -- per-sample reduction (DuckDB) ---------------------------------------------------------
 
-def _event_columns(kind: str, condition: str) -> list[str]:
-    cols = [f"count(*) FILTER (WHERE counted AND {condition}) AS {kind}_events",
-            f"max(rank) FILTER (WHERE counted AND {condition}) AS {kind}_max_rank",
-            f"avg(rank) FILTER (WHERE counted AND {condition}) AS {kind}_mean_rank"]
-    for r in range(1, RANK_BUCKETS):
-        cols.append(f"count(*) FILTER (WHERE counted AND {condition} AND rank = {r}) AS {kind}_rank_{r}")
-    cols.append(f"count(*) FILTER (WHERE counted AND {condition} AND rank >= {RANK_BUCKETS}) "
-                f"AS {kind}_rank_{RANK_BUCKETS}")
-    return cols
+def _scan(until_answer: bool) -> tuple[str, str]:
+    """The token rows with a `counted` flag (until_answer: the step ends at or before the answer
+    phrase's start, or the sample has no phrase)."""
+    if not until_answer:
+        return "read_parquet($path) t", "true"
+    return ("read_parquet($path) t LEFT JOIN starts s ON t.lm_eval_task = s.lm_eval_task "
+            "AND t.doc_id = s.doc_id AND t.\"repeat\" = s.\"repeat\"",
+            "(s.answer_start IS NULL OR t.text_end <= s.answer_start)")
 
 
-def _reduce_sql(until_answer: bool) -> str:
-    counted = "(s.answer_start IS NULL OR t.text_end <= s.answer_start)" if until_answer else "true"
-    join = ("LEFT JOIN starts s ON t.lm_eval_task = s.lm_eval_task AND t.doc_id = s.doc_id "
-            "AND t.\"repeat\" = s.\"repeat\"") if until_answer else ""
-    aggregates = [
-        "count(*) AS steps", "min(step) AS min_step", "max(step) AS max_step",
-        "count(*) FILTER (WHERE counted) AS counted_steps",
-        *_event_columns("low_conf", "p_max < $low_conf"),
-        *_event_columns("low_prob", "logprob < $log_sampled_prob"),
-    ]
+def _totals_sql(until_answer: bool) -> str:
+    """Per sample: its rows and step range (checked against samples.parquet), counted steps."""
+    source, counted = _scan(until_answer)
     return f"""
-        WITH t AS (
-            SELECT CAST(t.lm_eval_task AS VARCHAR) AS lm_eval_task, t.doc_id, t."repeat", t.step,
-                   t.rank, t.p_max, t.logprob, {counted} AS counted
-            FROM read_parquet($path) t {join}
-        )
-        SELECT lm_eval_task, doc_id, "repeat", {", ".join(aggregates)}
-        FROM t GROUP BY lm_eval_task, doc_id, "repeat"
+        SELECT CAST(t.lm_eval_task AS VARCHAR) AS lm_eval_task, t.doc_id, t."repeat",
+               count(*) AS steps, min(t.step) AS min_step, max(t.step) AS max_step,
+               count(*) FILTER (WHERE {counted}) AS counted_steps
+        FROM {source} GROUP BY ALL
     """
+
+
+def _events_sql(until_answer: bool) -> str:
+    """Per sample, kind of event and rank bucket: events, largest rank, sum of ranks. Only the
+    event rows (a small share of all) reach the aggregation: one pass, two cheap filters."""
+    source, counted = _scan(until_answer)
+    return f"""
+        SELECT CAST(t.lm_eval_task AS VARCHAR) AS lm_eval_task, t.doc_id, t."repeat",
+               t.p_max < $low_conf AS low_conf, t.logprob < $log_sampled_prob AS low_prob,
+               least(t.rank, {RANK_BUCKETS}) AS bucket,
+               count(*) AS n, max(t.rank) AS max_rank, sum(t.rank) AS sum_rank
+        FROM {source}
+        WHERE (t.p_max < $low_conf OR t.logprob < $log_sampled_prob) AND {counted}
+        GROUP BY ALL
+    """
+
+
+def _event_stats(events: pd.DataFrame) -> pd.DataFrame:
+    """Per sample and kind: events, max and mean rank, and events per rank bucket (1..9, 10+),
+    from the grouped event rows of `_events_sql`."""
+    parts = []
+    for kind in KINDS:
+        rows = events[events[kind]]
+        by_sample = rows.groupby(KEYS)
+        stats = pd.DataFrame({f"{kind}_events": by_sample["n"].sum(),
+                              f"{kind}_max_rank": by_sample["max_rank"].max(),
+                              f"{kind}_mean_rank": by_sample["sum_rank"].sum() / by_sample["n"].sum()})
+        buckets = rows.pivot_table(index=KEYS, columns="bucket", values="n", aggfunc="sum", fill_value=0)
+        buckets = buckets.reindex(columns=range(1, RANK_BUCKETS + 1), fill_value=0)
+        buckets.columns = [f"{kind}_rank_{r}" for r in buckets.columns]
+        parts.append(stats.join(buckets))
+    return pd.concat(parts, axis=1)
 
 
 def _connect(threads: int | None = None, memory_limit: str | None = None):
@@ -167,7 +188,8 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
             starts = samples[KEYS].assign(answer_start=answer_starts(samples["response"],
                                                                      answer_phrase(task)))
             con.register("starts", starts)
-        stats = con.execute(_reduce_sql(options.until_answer), params).df()
+        totals = con.execute(_totals_sql(options.until_answer), {"path": str(tokens)}).df()
+        events = con.execute(_events_sql(options.until_answer), params).df()
     except duckdb.Error as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TraceError(f"{tokens}: cannot be read ({first})") from exc
@@ -175,8 +197,10 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
         if options.until_answer:
             con.unregister("starts")
 
-    stats["doc_id"] = stats["doc_id"].astype("int64")
-    stats["repeat"] = stats["repeat"].astype("int64")
+    for frame in (totals, events):
+        frame["doc_id"] = frame["doc_id"].astype("int64")
+        frame["repeat"] = frame["repeat"].astype("int64")
+    stats = totals.merge(_event_stats(events).reset_index(), on=KEYS, how="left")
     joined = samples.drop(columns="response").merge(stats, on=KEYS, how="outer", indicator=True,
                                                     validate="one_to_one")
     extra = joined[joined["_merge"] == "right_only"]

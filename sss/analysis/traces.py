@@ -30,7 +30,7 @@ Tables (one row per run and bin; `<name>.parquet` and `.csv`):
   event kept unless `analyze.vote_need_event=true`, against the plain vote over all samples of
   the same questions. A vote is that of sss.evaluation.metrics (invalid answers do not vote, a
   tie goes to the answer reached first); a question left without a valid vote counts wrong.
-- `trace_samples`: the per-sample reduction all of the above are computed from.
+- `trace_samples` (Parquet only): the per-sample reduction all of the above are computed from.
 """
 
 from __future__ import annotations
@@ -141,7 +141,7 @@ def _event_stats(events: pd.DataFrame) -> pd.DataFrame:
         stats = pd.DataFrame({f"{kind}_events": by_sample["n"].sum(),
                               f"{kind}_max_rank": by_sample["max_rank"].max(),
                               f"{kind}_mean_rank": by_sample["sum_rank"].sum() / by_sample["n"].sum()})
-        buckets = rows.pivot_table(index=KEYS, columns="bucket", values="n", aggfunc="sum", fill_value=0)
+        buckets = rows.groupby([*KEYS, "bucket"])["n"].sum().unstack(fill_value=0)
         buckets = buckets.reindex(columns=range(1, RANK_BUCKETS + 1), fill_value=0)
         buckets.columns = [f"{kind}_rank_{r}" for r in buckets.columns]
         parts.append(stats.join(buckets))
@@ -231,14 +231,29 @@ def _count_label(n: int) -> str:
     return f"{COUNT_CAP}+" if n >= COUNT_CAP else str(n)
 
 
+def _with_ident(samples: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Prefix a table keyed by run_dir with the run's identity columns (grouping by run_dir
+    alone and joining the identity after is much faster than grouping by every column)."""
+    ident = samples[RUN_COLUMNS].drop_duplicates("run_dir")
+    return ident.merge(table, on="run_dir", how="right")[[*RUN_COLUMNS, *[c for c in table.columns
+                                                                        if c != "run_dir"]]]
+
+
+def _by_bucket(samples: pd.DataFrame, bucket: np.ndarray) -> pd.DataFrame:
+    """Samples, correct samples and accuracy per (run, bucket)."""
+    frame = pd.DataFrame({"run_dir": samples["run_dir"].to_numpy(), "order": bucket,
+                          "correct": samples["correct"].to_numpy()})
+    out = frame.groupby(["run_dir", "order"])["correct"].agg(samples="size", correct="sum").reset_index()
+    out["correct"] = out["correct"].astype("int64")
+    out["accuracy"] = out["correct"] / out["samples"]
+    return out
+
+
 def event_count_table(samples: pd.DataFrame, kind: str) -> pd.DataFrame:
     """Samples and accuracy by the number of `kind` events per sample (0..19, 20+)."""
-    frame = samples.assign(bucket=samples[f"{kind}_events"].clip(upper=COUNT_CAP))
-    out = (frame.groupby([*RUN_COLUMNS, "bucket"], dropna=False)["correct"]
-           .agg(samples="size", correct="sum").reset_index())
-    out["accuracy"] = out["correct"] / out["samples"]
-    out.insert(len(RUN_COLUMNS) + 1, "events", out["bucket"].map(_count_label))
-    return out.rename(columns={"bucket": "order"})
+    out = _by_bucket(samples, samples[f"{kind}_events"].clip(upper=COUNT_CAP).to_numpy())
+    out.insert(1, "events", out["order"].map(_count_label))
+    return _with_ident(samples, out)
 
 
 def rank_table(samples: pd.DataFrame, kind: str) -> pd.DataFrame:
@@ -247,39 +262,34 @@ def rank_table(samples: pd.DataFrame, kind: str) -> pd.DataFrame:
     columns = [f"{kind}_rank_{r}" for r in range(1, RANK_BUCKETS + 1)]
     parts = []
     for subset, frame in (("all", samples), ("one_event", samples[samples[f"{kind}_events"] == 1])):
-        long = frame[[*RUN_COLUMNS, "correct", *columns]].melt(
-            id_vars=[*RUN_COLUMNS, "correct"], value_vars=columns, var_name="column", value_name="events")
-        long["right"] = long["events"] * long["correct"].astype("int64")
-        long = (long.groupby([*RUN_COLUMNS, "column"], dropna=False)
-                .agg(events=("events", "sum"), correct=("right", "sum")).reset_index())
-        long["order"] = long["column"].str.rsplit("_", n=1).str[1].astype(int)
-        long["subset"] = subset
-        parts.append(long.drop(columns="column"))
+        counts = frame[columns].set_axis(range(1, RANK_BUCKETS + 1), axis=1)
+        events = counts.groupby(frame["run_dir"]).sum()
+        right = counts.mul(frame["correct"].astype("int64"), axis=0).groupby(frame["run_dir"]).sum()
+        long = pd.DataFrame({"events": events.stack(), "correct": right.stack()})
+        long.index.names = ["run_dir", "order"]
+        parts.append(long.reset_index().assign(subset=subset))
     out = pd.concat(parts, ignore_index=True)
     out = out[out["events"] > 0].copy()
     out["rank"] = out["order"].map(lambda r: f"{RANK_BUCKETS}+" if r >= RANK_BUCKETS else str(r))
     out["accuracy"] = out["correct"] / out["events"]
-    return out[[*RUN_COLUMNS, "subset", "rank", "order", "events", "correct", "accuracy"]] \
-        .sort_values([*RUN_COLUMNS, "subset", "order"]).reset_index(drop=True)
+    out = out[["run_dir", "subset", "rank", "order", "events", "correct", "accuracy"]]
+    return _with_ident(samples, out).sort_values(["run_dir", "subset", "order"]).reset_index(drop=True)
 
 
 def max_rank_table(samples: pd.DataFrame, kind: str = "low_conf") -> pd.DataFrame:
     """Samples and accuracy by the largest rank sampled at an event (1-2, ..., 19-20, 21+;
     `none`: no event)."""
-    top = samples[f"{kind}_max_rank"]
+    top = samples[f"{kind}_max_rank"].astype("float64")
     order = np.where(top.isna(), 0, np.minimum(np.ceil(top.fillna(1) / 2), MAX_RANK_TOP // 2 + 1))
-    frame = samples.assign(order=order.astype(int))
-    out = (frame.groupby([*RUN_COLUMNS, "order"], dropna=False)["correct"]
-           .agg(samples="size", correct="sum").reset_index())
+    out = _by_bucket(samples, order.astype(int))
 
     def label(o: int) -> str:
         if o == 0:
             return "none"
         return f"{MAX_RANK_TOP + 1}+" if o > MAX_RANK_TOP // 2 else f"{2 * o - 1}-{2 * o}"
 
-    out.insert(len(RUN_COLUMNS), "max_rank", out["order"].map(label))
-    out["accuracy"] = out["correct"] / out["samples"]
-    return out
+    out.insert(1, "max_rank", out["order"].map(label))
+    return _with_ident(samples, out)
 
 
 def vote(samples: pd.DataFrame, keep: pd.Series | None = None) -> pd.DataFrame:
@@ -400,7 +410,8 @@ def write_tables(result: TraceResult, folder: Path) -> list[Path]:
     for name, table in {"trace_samples": result.samples, **result.tables}.items():
         if table.empty:
             continue
-        for suffix in (".parquet", ".csv"):
+        # trace_samples (a row per sample, hundreds of thousands in a sweep) only as Parquet
+        for suffix in (".parquet",) if name == "trace_samples" else (".parquet", ".csv"):
             path = folder / f"{name}{suffix}"
             (table.to_parquet(path, index=False) if suffix == ".parquet"
              else table.to_csv(path, index=False))

@@ -1,0 +1,67 @@
+"""The confidence-bin ablation figure (sweep=confidence_bins) over a sweep directory, and the
+schematic of which tokens each rule keeps (python -m sss.analysis.schematic)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+from trace_runs import Sample, make_trace_run
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def bin_runs(root, bins=(2, 5, 8), seeds=(0, 1), docs=6, repeats=8):
+    """Confidence-bin runs with random answers; returns {(bin, seed): samples frame}."""
+    rng = np.random.default_rng(3)
+    out = {}
+    for m in bins:
+        for seed in seeds:
+            samples = [Sample(d, r, str(rng.choice(["1", "2", "3", "[invalid]"], p=[.4, .3, .2, .1])),
+                              False, [(0.9, 1, 0.9)]) for d in range(docs) for r in range(repeats)]
+            for s in samples:
+                s.correct = s.answer == "1"
+            run = make_trace_run(root / f"m{m}s{seed}", samples, sampler="confidence_bin",
+                                 params={"confidence_bin": m}, seed=seed, tokens=False)
+            out[(m, seed)] = pd.read_parquet(run / "samples.parquet")
+    return out
+
+
+def test_confidence_bin_curves_match_the_metrics(tmp_path):
+    from sss.analysis.confidence_bins import confidence_bin_table
+    from sss.analysis.table import runs_table
+    from sss.evaluation.metrics import per_question, summarize
+    from sss.runs.discovery import find_runs
+
+    runs = bin_runs(tmp_path)
+    make_trace_run(tmp_path / "other", [Sample(0, 0, "1", True, [(0.9, 1, 0.9)])])  # not a bin run
+    table = confidence_bin_table(runs_table(find_runs(tmp_path))[lambda f: f["status"] == "done"])
+    assert sorted(table["confidence_bin"].unique()) == [2, 5, 8]
+    assert sorted(table["k"].unique()) == [1, 2, 4, 8] and (table["seeds"] == 2).all()
+    for (m, k), row in table.set_index(["confidence_bin", "k"]).iterrows():
+        # maj@k: sss.evaluation.metrics over the first k repeats, averaged over the two seeds
+        expected = np.mean([summarize(runs[(m, s)])[f"maj@{k}"] for s in (0, 1)])
+        assert row["maj_at_k"] == pytest.approx(expected)
+        unique = np.mean([per_question(runs[(m, s)][runs[(m, s)]["repeat"] < k])["unique_answers"].mean()
+                          for s in (0, 1)])
+        assert row["unique_answers"] == pytest.approx(unique)
+
+
+def test_analyze_draws_the_confidence_bin_figure(tmp_path):
+    bin_runs(tmp_path / "outputs")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
+    result = subprocess.run([sys.executable, str(ROOT / "launch.py"), "job=analyze",
+                             f"analyze.input={tmp_path / 'outputs'}"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "outputs" / "analysis"
+    figure = out / "figures" / "confidence_bins__arith__tiny.png"
+    assert figure.read_bytes()[:8] == PNG_MAGIC
+    assert "(figures/confidence_bins__arith__tiny.png)" in (out / "report.md").read_text()
+    assert len(pd.read_csv(out / "confidence_bins.csv")) == 3 * 4

@@ -65,3 +65,32 @@ def test_analyze_draws_the_confidence_bin_figure(tmp_path):
     assert figure.read_bytes()[:8] == PNG_MAGIC
     assert "(figures/confidence_bins__arith__tiny.png)" in (out / "report.md").read_text()
     assert len(pd.read_csv(out / "confidence_bins.csv")) == 3 * 4
+
+
+def test_schematic_kept_sets_come_from_the_rules(tmp_path):
+    from sss.analysis.schematic import kept_probabilities, rule_specs, zipf_logits
+
+    p_max = np.array([0.1, 0.25, 0.35, 0.6, 0.9])
+    logits = zipf_logits(p_max, 500)
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    np.testing.assert_allclose(probs.max(1), p_max, rtol=1e-6)
+
+    specs = rule_specs(("greedy_threshold", "top_k", "min_p", "confidence_bin"))
+    kept = {rule: ~np.isnan(kept_probabilities(spec, logits, 30)) for rule, spec in specs.items()}
+    # greedy_threshold 0.3: only the argmax below p_max 0.3, every token above
+    assert kept["greedy_threshold"][:, :2].sum(0).tolist() == [1, 1]
+    assert kept["greedy_threshold"][:, 2:].all()
+    assert kept["top_k"].sum(0).tolist() == [20] * 5
+    # min_p 0.1: p >= 0.1 * p_max
+    np.testing.assert_array_equal(kept["min_p"], (probs[:, :30] >= 0.1 * p_max[:, None] - 1e-7).T)
+    # confidence_bin 5 of 10: all kept only where p_max is in (0.4, 0.5]; none of these is
+    assert kept["confidence_bin"].sum(0).tolist() == [1] * 5
+
+    env = dict(os.environ)
+    out = tmp_path / "schematic.png"
+    result = subprocess.run([sys.executable, "-m", "sss.analysis.schematic", "--out", str(out),
+                             "--columns", "12", "--ranks", "10"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert out.read_bytes()[:8] == PNG_MAGIC

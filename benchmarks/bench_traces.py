@@ -68,7 +68,7 @@ def token_columns(rng: np.random.Generator, lengths: np.ndarray) -> dict[str, np
     sample = np.repeat(np.arange(len(lengths)), lengths)
     starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
     step = (np.arange(n) - starts).astype(np.int32)
-    p_max = (1.0 - rng.beta(0.6, 3.5, n)).astype(np.float32)          # mostly confident steps
+    p_max = (1.0 - rng.beta(0.5, 1.2, n)).astype(np.float32)  # ~12% of steps below 0.3
     low = p_max < 0.3
     rank = np.where(low, rng.geometric(0.55, n), rng.geometric(0.97, n)).astype(np.int32)
     p = np.where(rank == 1, p_max, p_max * rng.uniform(0.02, 0.9, n) / rank)

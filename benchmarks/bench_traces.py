@@ -17,7 +17,7 @@
    The Parquet path is also timed on exactly that subset (one run holding those rows), so one
    ratio compares two measurements of the same records.
 
-    python benchmarks/bench_traces.py                          # 10^8 rows (~4 GB of disk, minutes)
+    python benchmarks/bench_traces.py                          # 10^8 rows (~2.2 GiB of disk, ~2 min)
     python benchmarks/bench_traces.py --rows 2000000 --runs 4  # a quick run
 
 Writes JSON (`--out`, default benchmarks/results/traces.json) and a Markdown table beside it.

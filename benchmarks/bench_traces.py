@@ -231,7 +231,7 @@ def main() -> None:
     sweep = base / "sweep"
     try:
         t = time.perf_counter()
-        runs = build_sweep(sweep, args.rows, args.runs, args.seed)
+        build_sweep(sweep, args.rows, args.runs, args.seed)
         build_s = time.perf_counter() - t
         disk = sum(p.stat().st_size for p in sweep.rglob("tokens.parquet"))
         print(f"built {args.runs} runs, {args.rows:,} token rows, {disk / 2**30:.2f} GiB of tokens.parquet "

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-
 from conftest import ROOT
-from sss.analysis.traces import TraceError, TraceOptions, analyses, run_traces, sample_stats, vote
 from trace_runs import Sample, hand_samples, make_trace_run, reference_events
+
+from sss.analysis.traces import TraceError, TraceOptions, analyses, run_traces, sample_stats, vote
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -30,8 +30,8 @@ def runs_of(root: Path) -> pd.DataFrame:
     return runs_table(find_runs(root))
 
 
-def tables_of(root: Path, options: TraceOptions = TraceOptions()):
-    result = run_traces(runs_of(root), options)
+def tables_of(root: Path, options: TraceOptions | None = None):
+    result = run_traces(runs_of(root), options or TraceOptions())
     return result, {name: t.drop(columns=["task", "model", "sampler", "params", "seed", "run_dir"])
                     for name, t in result.tables.items()}
 
@@ -249,7 +249,8 @@ def test_analyze_sweep_with_and_without_traces_and_broken_ones(tmp_path):
 
     report = (out / "report.md").read_text()
     section = report.split("## Token traces")[1].split("## Figures")[0]
-    assert "2 runs analysed, 1 finished runs without tokens.parquet skipped, 2 with unreadable traces" in section
+    assert ("2 runs analysed, 1 finished runs without tokens.parquet skipped, 2 with unreadable traces"
+            in section)
     for broken in (truncated, corrupt):
         assert f"{broken.resolve() / 'tokens.parquet'}: cannot be read" in section
         assert f"{broken.resolve() / 'tokens.parquet'}" in result.stdout
@@ -303,5 +304,6 @@ def test_run_without_any_event(tmp_path):
     assert rows(t["low_conf_tokens"], "events", "samples", "correct") == {"0": (4, 2)}
     assert t["sampled_rank"].empty and t["low_prob_rank"].empty
     assert rows(t["max_rank_bins"], "max_rank", "samples") == {"none": (4,)}
-    assert t["conditioned_vote"]["conditioned_vote"].item() == t["conditioned_vote"]["plain_vote"].item() == 0.5
+    vote_table = t["conditioned_vote"]
+    assert vote_table["conditioned_vote"].item() == vote_table["plain_vote"].item() == 0.5
     assert (result.samples["low_conf_events"] == 0).all() and result.samples["low_conf_max_rank"].isna().all()

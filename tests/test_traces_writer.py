@@ -125,9 +125,8 @@ def test_validate_logging():
 
 
 def test_logging_groups_compose():
-    from hydra import compose, initialize_config_dir
-
     from conftest import ROOT
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         default = compose("config")

@@ -81,8 +81,8 @@ def confidence_bin_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
     for (task, model, bins), frame in table.groupby(["task", "model", "bins"], sort=True):
         if frame["confidence_bin"].nunique() < 2:
             continue
-        frame = frame.assign(bin=frame["confidence_bin"].map(
-            lambda m: f"{m}: ({(m - 1) / bins:.1f}, {m / bins:.1f}]"))
+        edges = {m: f"{m}: ({(m - 1) / bins:.1f}, {m / bins:.1f}]" for m in frame["confidence_bin"].unique()}
+        frame = frame.assign(bin=frame["confidence_bin"].map(edges))
         hue_order = [b for _, b in sorted(zip(frame["confidence_bin"], frame["bin"]))]
         hue_order = list(dict.fromkeys(hue_order))
         palette = sns.color_palette("viridis", len(hue_order))

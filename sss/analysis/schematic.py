@@ -7,8 +7,9 @@ its `conf/sampler/<rule>.yaml`, so the picture is what the code does, not a redr
 
 Each panel is one rule; a column is one next-token distribution whose top probability p_max is
 on the x axis, a row is a token by rank (1 = most probable). Kept tokens are coloured by the
-probability they are sampled with (after temperature and the rule), dropped ones are blank. The distributions are Zipf-shaped over `--vocab` tokens,
-p(rank r) proportional to r^-a, with the exponent a solved for each p_max.
+probability they are sampled with (after temperature and the rule), dropped ones are blank.
+The distributions are Zipf-shaped over `--vocab` tokens, p(rank r) proportional to r^-a, with
+the exponent a solved for each p_max.
 """
 
 from __future__ import annotations

@@ -55,9 +55,9 @@ def analyze(settings: RunSettings) -> Path:
 
     bins = confidence_bin_table(done)
     if not bins.empty:
-        for path in (output / "confidence_bins.parquet", output / "confidence_bins.csv"):
-            bins.to_parquet(path, index=False) if path.suffix == ".parquet" else bins.to_csv(path, index=False)
-            tables.append(path)
+        tables += [output / "confidence_bins.parquet", output / "confidence_bins.csv"]
+        bins.to_parquet(tables[-2], index=False)
+        bins.to_csv(tables[-1], index=False)
         figures += confidence_bin_figures(bins, figures_dir)
 
     sections = trace_section(traces, trace_options, source)

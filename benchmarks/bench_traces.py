@@ -193,7 +193,12 @@ with open(sys.argv[1]) as fh:
             s[5] += 1; s[6] = max(s[6], rank); s[7] += rank; s[8][min(rank, 10) - 1] += 1
         rows += 1
 seconds = time.perf_counter() - t
-print("RESULT=" + json.dumps({"seconds": seconds, "rows": rows, "samples": len(stats),
+# checksums, compared with sss's trace_samples.parquet of the same rows
+check = {"low_conf_events": sum(s[1] for s in stats.values()),
+         "low_conf_max_rank": sum(s[2] for s in stats.values()),
+         "low_prob_events": sum(s[5] for s in stats.values()),
+         "low_conf_rank_10": sum(s[4][9] for s in stats.values())}
+print("RESULT=" + json.dumps({"seconds": seconds, "rows": rows, "samples": len(stats), "check": check,
                               "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 """
 
@@ -249,6 +254,11 @@ def main() -> None:
         write_jsonl(subset / "run", jsonl, subset_rows)
         sub_parquet = child(ANALYZE_CHILD, str(REPO_ROOT), str(subset), str(base / "subset_analysis"))
         sub_jsonl = child(JSONL_CHILD, str(jsonl))
+        per_sample = pd.read_parquet(base / "subset_analysis" / "trace_samples.parquet")
+        ours = {name: int(per_sample[name].fillna(0).sum()) for name in sub_jsonl["check"]}
+        if ours != sub_jsonl["check"]:
+            raise SystemExit(f"sss and the JSONL reader disagree: {ours} != {sub_jsonl['check']}")
+        print(f"sss and the JSONL reader agree on the subset: {ours}")
         rate = sub_jsonl["rows"] / sub_jsonl["seconds"]
         extrapolated = args.rows / rate
         result = {

@@ -93,3 +93,23 @@ def test_schematic_kept_sets_come_from_the_rules(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_confidence_bins_with_other_bin_counts(tmp_path):
+    """sampler.bins=5 names the sampler "confidence_bin+bins" and keeps its own curves."""
+    from sss.analysis.confidence_bins import confidence_bin_figures, confidence_bin_table
+    from sss.analysis.table import runs_table
+    from sss.runs.discovery import find_runs
+
+    for m in (1, 3):
+        samples = [Sample(d, r, str((d + r * m) % 3), (d + r * m) % 3 == 0, [(0.9, 1, 0.9)])
+                   for d in range(3) for r in range(4)]
+        make_trace_run(tmp_path / f"five{m}", samples, sampler="confidence_bin+bins",
+                       params={"confidence_bin": m, "bins": 5}, tokens=False)
+    make_trace_run(tmp_path / "ten", samples, sampler="confidence_bin", params={"confidence_bin": 2},
+                   tokens=False)
+    table = confidence_bin_table(runs_table(find_runs(tmp_path)))
+    assert sorted(map(tuple, table[["bins", "confidence_bin"]].drop_duplicates().to_numpy())) == \
+        [(5, 1), (5, 3), (10, 2)]
+    figures = confidence_bin_figures(table, tmp_path)  # one figure: bins=10 has a single bin
+    assert [p.name for p in figures] == ["confidence_bins-5__arith__tiny.png"]

@@ -8,7 +8,8 @@ one of sss.evaluation.metrics (`vote` in sss.analysis.traces). Runs of one bin a
 seeds are averaged.
 
 Table `confidence_bins.parquet`/`.csv`: task, model, bins, confidence_bin, seeds, k, maj_at_k,
-unique_answers. Figure `confidence_bins__<task>__<model>.png`: two panels, one curve per bin.
+unique_answers. Figure `confidence_bins__<task>__<model>.png` (`confidence_bins-<n>__...` for
+sampler.bins = n other than 10): two panels, one curve per bin.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ def confidence_bin_table(done: pd.DataFrame) -> pd.DataFrame:
     """One row per (task, model, bins, bin, k) over the finished confidence-bin runs."""
     if "sampler" not in done.columns or BIN not in done.columns:
         return pd.DataFrame()
-    runs = done[(done["sampler"] == SAMPLER) & done[BIN].notna()]
+    # "confidence_bin", or "confidence_bin+bins" when sampler.bins is not the default 10
+    alone = done["sampler"].map(lambda name: set(str(name).split("+")) <= {SAMPLER, "bins"})
+    runs = done[alone & done[BIN].notna()]
     parts = []
     for _, row in runs.iterrows():
         path = Path(row["run_dir"]) / "samples.parquet"
@@ -100,7 +103,8 @@ def confidence_bin_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
         axes[1].legend(title="sampled only in bin (p_max)", fontsize=7, title_fontsize=8)
         fig.suptitle(f"{task} / {model}: sampling in one confidence bin, greedy elsewhere")
         fig.tight_layout()
-        path = folder / f"confidence_bins__{_safe(task)}__{_safe(model)}.png"
+        name = "confidence_bins" if bins == 10 else f"confidence_bins-{bins}"  # one figure per bin count
+        path = folder / f"{name}__{_safe(task)}__{_safe(model)}.png"
         fig.savefig(path, dpi=FIGURE_DPI)
         plt.close(fig)
         out.append(path)

@@ -89,9 +89,9 @@ def trace_section(traces, options, source: Path) -> list[str]:
         "## Token traces", "",
         f"Low-confidence step: raw p_max < {options.low_conf:g}. Low-probability token: the "
         f"chosen token's raw probability < {options.sampled_prob:g}. Counted: {scope}. "
-        "Tables (Parquet and CSV beside this report): low_conf_tokens, sampled_rank, "
+        "Tables beside this report (Parquet and CSV): low_conf_tokens, sampled_rank, "
         "max_rank_bins, conditioned_vote, conditioned_vote_questions, low_prob_tokens, "
-        "low_prob_rank, trace_samples (docs/traces.md).", "",
+        "low_prob_rank; and trace_samples.parquet, one row per sample (docs/traces.md).", "",
         f"{len(traces.analysed)} runs analysed, {len(traces.without)} finished runs without "
         f"tokens.parquet skipped, {len(traces.errors)} with unreadable traces.", "",
     ]

@@ -309,3 +309,21 @@ def test_run_without_any_event(tmp_path):
     vote_table = t["conditioned_vote"]
     assert vote_table["conditioned_vote"].item() == vote_table["plain_vote"].item() == 0.5
     assert (result.samples["low_conf_events"] == 0).all() and result.samples["low_conf_max_rank"].isna().all()
+
+
+def test_figures_pool_runs_per_sampler_beyond_the_legend(tmp_path):
+    from sss.analysis.trace_figures import LEGEND_MAX, _per_model, trace_figures
+
+    samples = hand_samples()
+    for i in range(LEGEND_MAX + 2):
+        make_trace_run(tmp_path / f"r{i}", samples, sampler="min_p" if i % 2 else "top_p",
+                       params={"min_p" if i % 2 else "top_p": 0.01 * (i + 1)})
+    result, _ = tables_of(tmp_path)
+    counts = result.tables["low_conf_tokens"]
+    ((_, _, pooled),) = list(_per_model(counts, "samples", ("events",)))
+    assert sorted(pooled["run"].unique()) == ["min_p (9 runs pooled)", "top_p (9 runs pooled)"]
+    # each of the 9 identical runs has 2, 4, 2 samples at 0, 1, 2 events, 1 correct each
+    assert rows(pooled[pooled["sampler"] == "min_p"], "events", "samples", "correct", "accuracy") == {
+        "0": (18, 9, 0.5), "1": (36, 9, 0.25), "2": (18, 9, 0.5)}
+    figures = trace_figures(result.tables, TraceOptions(), tmp_path)
+    assert len(figures) == 6 and all(p.read_bytes()[:8] == PNG_MAGIC for p in figures)

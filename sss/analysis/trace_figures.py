@@ -9,6 +9,9 @@ per run (sampler, parameters, seed):
 - `max_rank_bins__...`: accuracy (top) and samples (bottom) by the largest rank sampled at a
   low-confidence step, samples without one at `none`;
 - `conditioned_vote__...`: plain against conditioned majority vote, per run.
+
+With more than 16 runs in one figure, the line figures pool the runs of each sampler into one
+line (the tables keep every run).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from .figures import FIGURE_DPI, _pyplot, _safe
 # Bins such as "10+" are categories on purpose; matplotlib says so at INFO for every axis.
 logging.getLogger("matplotlib.category").setLevel(logging.WARNING)
 
-LEGEND_MAX = 16  # more runs than this: the legend would hide the data, so it is left out
+LEGEND_MAX = 16  # more runs than this in a figure: one pooled line per sampler
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
@@ -50,9 +53,21 @@ def _finish(plt, fig, axes, title: str, path: Path, runs: int) -> Path:
     return path
 
 
-def _per_model(table: pd.DataFrame):
+def _per_model(table: pd.DataFrame, count: str | None = None, keys: tuple[str, ...] = ()):
+    """(task, model, frame with a `run` label). With more than LEGEND_MAX runs and a `count`
+    column, the runs of each sampler are pooled into one line (counts summed, accuracy
+    recomputed): fifty lines of one colour family say nothing, the per-run rows stay in the tables."""
     for (task, model), frame in table.groupby(["task", "model"], sort=True):
-        yield task, model, frame.assign(run=_label(frame))
+        runs = frame["run_dir"].nunique()
+        if count is None or runs <= LEGEND_MAX:
+            yield task, model, frame.assign(run=_label(frame))
+            continue
+        per_sampler = frame.groupby("sampler")["run_dir"].nunique()
+        pooled = (frame.groupby(["sampler", "order", *keys], sort=True)[[count, "correct"]].sum()
+                  .reset_index())
+        pooled["accuracy"] = pooled["correct"] / pooled[count]
+        pooled["run"] = pooled["sampler"].map(lambda name: f"{name} ({per_sampler[name]} runs pooled)")
+        yield task, model, pooled
 
 
 def _lines(ax, frame: pd.DataFrame, y: str, labels: dict[int, str]) -> None:
@@ -75,7 +90,7 @@ def _labels(frame: pd.DataFrame, column: str) -> dict[int, str]:
 def count_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> list[Path]:
     plt = _pyplot()
     out = []
-    for task, model, frame in _per_model(table):
+    for task, model, frame in _per_model(table, "samples", ("events",)):
         labels = _labels(frame, "events")
         fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
         _lines(axes[0], frame, "accuracy", labels)
@@ -94,7 +109,7 @@ def count_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> li
 def rank_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> list[Path]:
     plt = _pyplot()
     out = []
-    for task, model, frame in _per_model(table):
+    for task, model, frame in _per_model(table, "events", ("rank", "subset")):
         labels = _labels(frame, "rank")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
         for ax, subset, title in ((axes[0], "all", "every event"),
@@ -115,7 +130,7 @@ def rank_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> lis
 def max_rank_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
     plt = _pyplot()
     out = []
-    for task, model, frame in _per_model(table):
+    for task, model, frame in _per_model(table, "samples", ("max_rank",)):
         labels = _labels(frame, "max_rank")
         fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
         _lines(axes[0], frame, "accuracy", labels)

@@ -92,6 +92,15 @@ def test_context_manager_aborts_on_error_and_replaces_an_old_table(tmp_path):
             raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []
 
+    # the temporary of a killed attempt (never closed, never aborted) goes with the next attempt
+    killed = TokenTraceWriter(path)
+    killed.add("arith", 0, 0, random_trace(rng, 2))
+    leftover = next(tmp_path.glob(".tokens.parquet.*.tmp"))
+    with TokenTraceWriter(path) as writer:
+        writer.add("arith", 0, 0, random_trace(rng, 4))
+    assert not leftover.exists() and pq.read_table(path).num_rows == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tokens.parquet"]
+
 
 def test_empty_run_gives_an_empty_table_and_bad_traces_are_refused(tmp_path):
     path = TokenTraceWriter(tmp_path / "tokens.parquet", top_k=2).close()

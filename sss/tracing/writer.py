@@ -74,8 +74,11 @@ class TokenTraceWriter:
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A table left by an earlier attempt of this run describes other generations.
+        # A table left by an earlier attempt of this run describes other generations, and the
+        # temporary of an attempt that was killed (SIGKILL, out of memory) was never removed.
         self.path.unlink(missing_ok=True)
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
         self.state = "open"  # then "closed" (published) or "aborted"
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         os.close(fd)

@@ -216,4 +216,18 @@ def _validate_analyze(plain: dict) -> RunSettings:
         raise _bad("analyze.scoring", scoring, "sss or paper (which metric set to show)")
     if not isinstance(options.get("rescore", False), bool):
         raise _bad("analyze.rescore", options.get("rescore"), "true or false")
+    # the trace analyses (sss.analysis.traces): thresholds are probabilities
+    for key in ("low_conf", "sampled_prob"):
+        value = options.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            raise _bad(f"analyze.{key}", value, "a probability 0 < x <= 1")
+    stat = options.get("vote_rank_stat")
+    if stat not in ("mean", "max"):
+        raise _bad("analyze.vote_rank_stat", stat, "one of ('mean', 'max')")
+    cap = options.get("vote_rank_cap")
+    if isinstance(cap, bool) or not isinstance(cap, (int, float)) or not cap >= 1:
+        raise _bad("analyze.vote_rank_cap", cap, "a number >= 1 (rank 1 is the most probable token)")
+    for key in ("vote_need_event", "until_answer"):
+        if not isinstance(options.get(key), bool):
+            raise _bad(f"analyze.{key}", options.get(key), "true or false")
     return RunSettings(spec=None, seed=plain["seed"], config=plain)

@@ -28,7 +28,7 @@ def _markdown_table(frame: pd.DataFrame) -> list[str]:
 
 
 def write_report(frame: pd.DataFrame, source: Path, folder: Path, metric: str,
-                 figures: list[Path], notes: list[str]) -> Path:
+                 figures: list[Path], notes: list[str], sections: list[str] | None = None) -> Path:
     counts = frame["status"].value_counts()
     params = param_columns(frame)
     metrics = metric_columns(frame)
@@ -66,9 +66,58 @@ def write_report(frame: pd.DataFrame, source: Path, folder: Path, metric: str,
             lines.append(f"- {row['status']}: `{row['run_dir']}`" + (f": {error}" if error else ""))
         lines.append("")
 
+    lines += sections or []
     lines += ["## Figures", ""]
     lines += [f"![{path.stem}](figures/{path.name})" for path in figures] or ["(none)"]
     lines += [""] + [f"- {note}" for note in notes] + [""]
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def trace_section(traces, options, source: Path) -> list[str]:
+    """The "Token traces" section: what was counted, a summary per run, and the runs whose
+    traces were missing or broken (sss.analysis.traces.TraceResult)."""
+    if not (traces.analysed or traces.errors):
+        if not traces.without:
+            return []
+        return ["## Token traces", "",
+                f"None of the {len(traces.without)} finished runs has tokens.parquet "
+                "(launch with logging=tokens to record per-token traces).", ""]
+    scope = ("only the steps before the answer phrase" if options.until_answer else "every step")
+    lines = [
+        "## Token traces", "",
+        f"Low-confidence step: raw p_max < {options.low_conf:g}. Low-probability token: the "
+        f"chosen token's raw probability < {options.sampled_prob:g}. Counted: {scope}. "
+        "Tables beside this report (Parquet and CSV): low_conf_tokens, sampled_rank, "
+        "max_rank_bins, conditioned_vote, conditioned_vote_questions, low_prob_tokens, "
+        "low_prob_rank; and trace_samples.parquet, one row per sample (docs/traces.md).", "",
+        f"{len(traces.analysed)} runs analysed, {len(traces.without)} finished runs without "
+        f"tokens.parquet skipped, {len(traces.errors)} with unreadable traces.", "",
+    ]
+    if traces.analysed:
+        samples = traces.samples
+        by_run = samples.groupby("run_dir", sort=False)
+        summary = pd.DataFrame({
+            "samples": by_run.size(),
+            "accuracy": by_run["correct"].mean(),
+            "low_conf/sample": by_run["low_conf_events"].mean(),
+            "acc. 0 low_conf": by_run.apply(lambda g: g.loc[g["low_conf_events"] == 0, "correct"].mean(),
+                                            include_groups=False),
+            "acc. >=1 low_conf": by_run.apply(lambda g: g.loc[g["low_conf_events"] > 0, "correct"].mean(),
+                                              include_groups=False),
+            "low_prob/sample": by_run["low_prob_events"].mean(),
+        }).reset_index()
+        vote = traces.tables["conditioned_vote"][["run_dir", "plain_vote", "conditioned_vote", "kept"]]
+        summary = summary.merge(vote, on="run_dir", how="left")
+        ident = samples.drop_duplicates("run_dir")[["run_dir", "task", "model", "sampler", "params", "seed"]]
+        summary = ident.merge(summary, on="run_dir")
+        summary["kept"] = (summary["kept"] / summary["samples"]).map(lambda x: f"{x:.0%}")
+        summary = summary.rename(columns={"kept": "vote kept"}).drop(columns="run_dir")
+        rule = traces.tables["conditioned_vote"]["rule"].iloc[0]
+        lines += [f"Conditioned vote: {rule}.", ""]
+        lines += _markdown_table(summary) + [""]
+    if traces.errors:
+        lines += ["Runs whose traces could not be analysed (their other results are above):", ""]
+        lines += [f"- {error}" for error in traces.errors.values()] + [""]
+    return lines

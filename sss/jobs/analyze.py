@@ -2,6 +2,8 @@
 
 Re-runnable: each call rewrites `<output>/runs.parquet`, `runs.csv`, `report.md` and
 `figures/`. Runs are found by their manifests (sss.runs.discovery), never by directory names.
+Finished runs with token traces (tokens.parquet) also get the paper's sequence analyses
+(sss.analysis.traces), and confidence-bin runs the bin ablation (sss.analysis.confidence_bins).
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from sss.config import RunSettings
 
 
 def analyze(settings: RunSettings) -> Path:
+    from sss.analysis.confidence_bins import confidence_bin_figures, confidence_bin_table
     from sss.analysis.figures import curve_points, hyperparameter_figures, k_curve_figures
-    from sss.analysis.report import write_report
+    from sss.analysis.report import trace_section, write_report
     from sss.analysis.table import metric_columns, runs_table, write_table
+    from sss.analysis.trace_figures import trace_figures
+    from sss.analysis.traces import TraceOptions, run_traces, write_tables
     from sss.runs.discovery import find_runs
 
     options = settings.config["analyze"]
@@ -65,12 +70,30 @@ def analyze(settings: RunSettings) -> Path:
             notes.append(f"{kind}@k curves: {without} of {len(done)} finished runs have no curve "
                          f"(fewer than two {kind}@k values: task.repeats=1 draws one sample "
                          "per question)")
-    report = write_report(frame, source, output, metric, figures, notes)
+
+    trace_options = TraceOptions.from_config(options)
+    traces = run_traces(done, trace_options, progress=True)
+    tables = write_tables(traces, output)
+    figures += trace_figures(traces.tables, trace_options, figures_dir)
+
+    bins = confidence_bin_table(done)
+    if not bins.empty:
+        tables += [output / "confidence_bins.parquet", output / "confidence_bins.csv"]
+        bins.to_parquet(tables[-2], index=False)
+        bins.to_csv(tables[-1], index=False)
+        figures += confidence_bin_figures(bins, figures_dir)
+
+    sections = trace_section(traces, trace_options, source)
+    report = write_report(frame, source, output, metric, figures, notes, sections)
 
     counts = frame["status"].value_counts()
     print(f"analysed {len(frame)} runs under {source}: "
           + ", ".join(f"{int(n)} {s}" for s, n in counts.items()))
-    for path in (parquet, csv, report, *figures):
+    if traces.errors:
+        print(f"token traces of {len(traces.errors)} runs could not be analysed (see report.md):")
+        for error in traces.errors.values():
+            print(f"  {error}")
+    for path in (parquet, csv, *tables, report, *figures):
         print(f"  {path}")
     return output
 

@@ -65,9 +65,17 @@ def main(cfg: DictConfig):
         sys.exit(2)
 
     from sss.jobs import run
+    from sss.runs.lock import RunBusyError
 
     # The job's result (a run directory) goes back to the launcher, which reports on the sweep.
-    return run(settings)
+    try:
+        return run(settings)
+    except RunBusyError as exc:
+        if in_multirun():
+            raise
+        # another live process is computing this very run: refused, nothing touched
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":

@@ -338,3 +338,23 @@ def test_run_files_are_written_with_a_plain_files_mode(tmp_path):
                                         "DONE", "sss_arith.yaml"}
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o644)}
     assert not list(run.parent.glob(".*"))  # no lock, no temporary file left behind
+
+
+def test_a_requeued_slurm_job_takes_over_its_own_lock_from_another_node(tmp_path, monkeypatch):
+    from sss.runs.lock import RunBusyError, RunLock, lock_path
+
+    run = tmp_path / "run"
+    foreign = {"host": "node-that-died", "pid": 12345, "started": "x", "slurm_job": "77_3"}
+    lock_path(run).write_text(json.dumps(foreign))
+    monkeypatch.delenv("SLURM_JOB_ID", raising=False)
+    with pytest.raises(RunBusyError, match="another host"):
+        RunLock(run).acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "77")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "4")  # another task of the array: not ours
+    with pytest.raises(RunBusyError):
+        RunLock(run).acquire()
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    with RunLock(run) as lock:
+        assert lock.took_over == foreign
+        assert json.loads(lock_path(run).read_text())["pid"] == os.getpid()
+    assert not lock_path(run).exists()

@@ -56,6 +56,8 @@ def _run_into(settings: RunSettings, work: RunDir, run: RunDir) -> dict[str, Any
     config, spec = settings.config, settings.spec
     work.path.mkdir(parents=True, exist_ok=True)
     work.done.unlink(missing_ok=True)
+    for leftover in work.path.rglob(".*.tmp"):  # temporary files of a write a crash cut short
+        leftover.unlink(missing_ok=True)
     write_atomic(work.config, yaml.safe_dump(config, sort_keys=False))
     manifest = Manifest({
         "task": config["task"]["name"], "model": config["model"]["name"],

@@ -51,12 +51,22 @@ def read_holder(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def scheduler_job() -> str | None:
+    """This process's SLURM job (array task included): the same across a requeue."""
+    job = os.environ.get("SLURM_JOB_ID")
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{job}_{task}" if job and task else job
+
+
 def holder_alive(holder: dict[str, Any] | None) -> bool | None:
     """True/False for a holder on this host; None where it cannot be known (another host)."""
     if not holder:
         return False
     if holder.get("host") != socket.gethostname():
-        return None
+        # a requeued SLURM job (possibly on another node) is the same job as the holder: the
+        # holder's incarnation is over, or SLURM would not have started this one
+        mine = scheduler_job()
+        return False if mine is not None and holder.get("slurm_job") == mine else None
     return pid_alive(holder.get("pid"))
 
 
@@ -70,7 +80,8 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now()}
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now(),
+              "slurm_job": scheduler_job()}
         # The holder's record is written to a file of its own first and then hard-linked as the
         # lock: link() fails if the lock exists, so a lock file is never seen half-written.
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")

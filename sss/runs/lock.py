@@ -70,6 +70,18 @@ def holder_alive(holder: dict[str, Any] | None) -> bool | None:
     return pid_alive(holder.get("pid"))
 
 
+def _create(record: Path, lock: Path) -> None:
+    """Make `lock` hold `record`'s content, failing with FileExistsError if it exists."""
+    try:
+        os.link(record, lock)
+    except FileExistsError:
+        raise
+    except OSError:  # a filesystem without hard links: exclusive create, then the content
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(record.read_text())
+
+
 class RunLock:
     """`with RunLock(run.path):` holds the run's lock for the block (RunBusyError if taken)."""
 
@@ -89,7 +101,7 @@ class RunLock:
         try:
             for _ in range(5):  # another process may take over a stale lock meanwhile
                 try:
-                    os.link(tmp, self.path)
+                    _create(tmp, self.path)
                     return
                 except FileExistsError:
                     holder = read_holder(self.path)

@@ -41,6 +41,31 @@ def refuse_moved_keys(argv: list[str]) -> None:
             sys.exit(2)
 
 
+def refuse_bad_early_values(argv: list[str]) -> None:
+    """What Hydra acts on before sss sees the config: `sweep=<name>` (an unknown one would be
+    skipped silently: the group is optional) and `output_root` (Hydra writes its logs there
+    first). One line, exit status 2, nothing written."""
+    from hydra.core.config_store import ConfigStore
+
+    from sss.config import ConfigError, check_output_root
+
+    sweeps = sorted(name[: -len(".yaml")] for name in ConfigStore.instance().list("sweep"))
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        if not eq:
+            continue
+        key = key.lstrip("+~")
+        try:
+            if key == "sweep" and value not in sweeps:
+                raise ConfigError(f"sweep = {value!r} is not allowed: expected one of {sweeps} "
+                                  "(the files in sweeps/)")
+            if key == "output_root":
+                check_output_root(value)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+
+
 def in_multirun() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -65,11 +90,20 @@ def main(cfg: DictConfig):
         sys.exit(2)
 
     from sss.jobs import run
+    from sss.runs.lock import RunBusyError
 
     # The job's result (a run directory) goes back to the launcher, which reports on the sweep.
-    return run(settings)
+    try:
+        return run(settings)
+    except RunBusyError as exc:
+        if in_multirun():
+            raise
+        # another live process is computing this very run: refused, nothing touched
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(3)
 
 
 if __name__ == "__main__":
     refuse_moved_keys(sys.argv[1:])
+    refuse_bad_early_values(sys.argv[1:])
     main()

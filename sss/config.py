@@ -72,6 +72,8 @@ def _check_engine(engine: dict) -> None:
         device = engine.get("device")
         if not isinstance(device, str) or not (device == "cpu" or device.split(":")[0] == "cuda"):
             raise _bad("engine.device", device, "cpu, cuda or cuda:N")
+        if device != "cpu":
+            _check_cuda(device)
         if engine.get("loop") not in ("sss", "generate"):
             raise _bad("engine.loop", engine.get("loop"), "sss or generate")
         gib = engine.get("kv_cache_gib")
@@ -96,6 +98,20 @@ def _check_engine(engine: dict) -> None:
                        "(GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev)")
 
 
+def _check_cuda(device: str) -> None:
+    """A CUDA device must exist here, before the model loads onto it."""
+    index = device.partition(":")[2]
+    if index and not index.isdigit():
+        raise _bad("engine.device", device, "cpu, cuda or cuda:N (N a GPU index)")
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise _bad("engine.device", device, "cpu: this machine has no CUDA GPU")
+    if index and int(index) >= count:
+        raise _bad("engine.device", device, f"cpu or cuda:0 .. cuda:{count - 1} ({count} GPUs here)")
+
+
 def validate(cfg: DictConfig) -> RunSettings:
     """Validate a composed config; raise ConfigError (or SamplerConfigError) on the first problem."""
     try:
@@ -110,6 +126,9 @@ def validate(cfg: DictConfig) -> RunSettings:
     if job not in JOBS:
         raise _bad("job.name", job, f"one of {JOBS}")
     _int(plain, "seed", 0)
+    if not isinstance(plain.get("force", False), bool):
+        raise _bad("force", plain.get("force"), "true or false")
+    check_output_root(plain.get("output_root"))
     if job == "analyze":
         return _validate_analyze(plain)
     if job == "calibrate":
@@ -130,6 +149,10 @@ def validate(cfg: DictConfig) -> RunSettings:
     if not isinstance(model.get("trust_remote_code"), bool):
         raise _bad("model.trust_remote_code", model.get("trust_remote_code"), "true or false")
     _check_engine(plain.get("engine") or {})
+    if (plain.get("engine") or {}).get("name") != "dummy":  # the dummy engine reads no weights
+        from sss.models.check import check_model_path
+
+        check_model_path(model["path"])
 
     task = plain["task"]
     if not isinstance(task.get("name"), str):
@@ -169,6 +192,7 @@ def validate(cfg: DictConfig) -> RunSettings:
         raise
     except TypeError as exc:
         raise ConfigError(f"sampler: {exc}") from exc
+    check_rule_combination(spec)
     return RunSettings(spec=spec, seed=plain["seed"], config=plain)
 
 
@@ -190,6 +214,45 @@ def _validate_calibrate(plain: dict) -> RunSettings:
         raise _bad("calibration", options, "the calibration settings (conf/calibration/)")
     check_options(options)
     return RunSettings(spec=None, seed=plain["seed"], config=plain)
+
+
+def check_output_root(value: Any) -> None:
+    """`output_root` must name a folder this user can write: an existing one, or one that can be
+    made below the nearest existing folder. Checked before Hydra writes its logs there
+    (launch.py) and again on the composed config."""
+    import os
+
+    allowed = "a writable folder path (e.g. outputs)"
+    if not isinstance(value, str) or not value.strip():
+        raise _bad("output_root", value, allowed)
+    path = Path(value).expanduser()
+    if path.exists() and not path.is_dir():
+        raise _bad("output_root", value, f"{allowed}; it is a file")
+    existing = path.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise _bad("output_root", value, f"{allowed}; {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise _bad("output_root", value, f"{allowed}; {existing} is not writable by this user")
+
+
+# Rules that cannot act beside greedy decoding (greedy=true or temperature=0): the argmax is
+# the whole kept set, so truncation, re-weighting and a temperature change nothing.
+def check_rule_combination(spec: SamplerSpec) -> None:
+    """Refuse a sampler where one rule has no effect (docs/samplers.md, "Combinations")."""
+    if not spec.is_greedy:
+        return
+    which = "sampler.greedy = true" if spec.greedy else "sampler.temperature = 0"
+    if spec.greedy and spec.temperature not in (0.0, 1.0):
+        raise _bad("sampler.temperature", spec.temperature,
+                   f"1.0 (or 0) with {which}: greedy decoding takes the argmax, a temperature "
+                   "cannot change it")
+    idle = sorted(name for name in spec.enabled() if name not in ("greedy", "bins"))
+    if idle:
+        raise ConfigError(f"sampler.{idle[0]} is not allowed with {which}: greedy decoding keeps "
+                          f"only the argmax, so {', '.join(idle)} would have no effect "
+                          "(drop the rule, or sample with a temperature > 0)")
 
 
 def _validate_analyze(plain: dict) -> RunSettings:

@@ -82,7 +82,7 @@ def k_metrics(accuracy: float, n: int) -> dict:
 @pytest.fixture
 def sweep(tmp_path) -> tuple[Path, dict[str, dict]]:
     """A small sweep: min_p over 3 values x 2 seeds (4 samples per question), top_p once,
-    one failed run and one partial run. Returns the root and the expected metrics per run."""
+    one failed run and one still running. Returns the root and the expected metrics per run."""
     root = tmp_path / "outputs"
     expected = {}
     n = 0
@@ -111,7 +111,7 @@ def test_analyze_writes_table_figures_and_report_without_torch(sweep):
     out = root / "analysis"
     table = pd.read_parquet(out / "runs.parquet")
     assert len(table) == 9
-    assert table["status"].value_counts().to_dict() == {"done": 7, "failed": 1, "partial": 1}
+    assert table["status"].value_counts().to_dict() == {"done": 7, "failed": 1, "running": 1}
     for _, row in table[table["status"] == "done"].iterrows():
         for name, value in expected[row["run_dir"]].items():
             assert row[name] == pytest.approx(value), (row["run_dir"], name)
@@ -136,7 +136,7 @@ def test_analyze_writes_table_figures_and_report_without_torch(sweep):
         assert (out / "figures" / name).read_bytes()[:8] == PNG_MAGIC
 
     report = (out / "report.md").read_text()
-    assert "9 runs: 7 done, 1 failed, 1 partial" in report
+    assert "9 runs: 7 done, 1 failed, 1 running" in report
     assert "CUDA out of memory" in report
     assert "![accuracy_vs_min_p__min_p](figures/accuracy_vs_min_p__min_p.png)" in report
     # the best min_p setting by mean accuracy over seeds is 0.1 (0.4 and 0.5)
@@ -190,3 +190,56 @@ def test_bad_input_stops_with_a_clear_error(tmp_path, make_input, words):
     for word in words:
         assert word in error
     assert not (tmp_path / "analysis").exists()
+
+
+def dead_pid() -> int:
+    """The id of a process that has ended (a `running` manifest left by kill -9 names one)."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_analyze_finishes_and_lists_stale_interrupted_and_unreadable_runs(tmp_path):
+    from sss.runs.layout import write_json
+
+    root = tmp_path / "outputs"
+    make_run(root / "good", "min_p", {"min_p": 0.1}, 0, metrics={"accuracy": 0.5})
+    stale = make_run(root / "stale", "min_p", {"min_p": 0.2}, 0, status="running")
+    manifest = json.loads((stale / "manifest.json").read_text())
+    write_json(stale / "manifest.json", {**manifest, "pid": dead_pid()})
+    stopped = make_run(root / "stopped", "min_p", {"min_p": 0.3}, 0, status="running")
+    write_json(stopped / "manifest.json", {**manifest, "status": "interrupted",
+                                           "error": "SystemExit: 143"})
+    torn_manifest = make_run(root / "torn_manifest", "min_p", {"min_p": 0.4}, 0, metrics={"accuracy": 1.0})
+    (torn_manifest / "manifest.json").write_text('{"status": "do')
+    torn_metrics = make_run(root / "torn_metrics", "min_p", {"min_p": 0.5}, 0, metrics={"accuracy": 1.0})
+    (torn_metrics / "metrics.json").write_text("[1, 2")
+    torn_samples = make_run(root / "torn_samples", "min_p", {"min_p": 0.6}, 0, metrics={"accuracy": 1.0})
+    pd.DataFrame({"x": range(1000)}).to_parquet(torn_samples / "samples.parquet")
+    data = (torn_samples / "samples.parquet").read_bytes()
+    (torn_samples / "samples.parquet").write_bytes(data[: len(data) // 2])
+
+    result = analyze(f"analyze.input={root}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = pd.read_parquet(root / "analysis" / "runs.parquet").set_index("run_dir")
+    status = {Path(run).name: s for run, s in table["status"].items()}
+    assert status == {"good": "done", "stale": "stale", "stopped": "interrupted",
+                      "torn_manifest": "unreadable", "torn_metrics": "unreadable",
+                      "torn_samples": "unreadable"}
+    errors = {Path(run).name: e for run, e in table["error"].items()}
+    assert "ended without finishing" in errors["stale"]
+    assert "manifest.json" in errors["torn_manifest"] and "metrics.json" in errors["torn_metrics"]
+    assert "samples.parquet is truncated" in errors["torn_samples"]
+    assert table["accuracy"].notna().sum() == 1
+    report = (root / "analysis" / "report.md").read_text()
+    assert "6 runs: 1 done, 0 failed, 1 interrupted, 1 stale, 3 unreadable." in report
+    for name in ("stale", "torn_manifest", "torn_metrics", "torn_samples", "stopped"):
+        assert f"/{name}`" in report
+
+
+def test_analyze_with_no_finished_run_still_writes_the_report(tmp_path):
+    root = tmp_path / "outputs"
+    make_run(root / "a", "min_p", {"min_p": 0.2}, 0, status="failed", error="ValueError: boom")
+    result = analyze(f"analyze.input={root}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ValueError: boom" in (root / "analysis" / "report.md").read_text()

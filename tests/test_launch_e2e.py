@@ -97,6 +97,11 @@ def test_partial_run_is_redone(tmp_path):
 def test_a_failing_run_records_the_failure(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"question": "no target here"}\n')
+    # a file without the fields the task reads is refused before any run starts (issue 14) ...
+    result = launch(DUMMY, f"task.data_files={bad}", "task.limit=1", f"output_root={tmp_path / 'out'}")
+    assert result.returncode == 2 and "task.data_files" in result.stderr and not run_dirs(tmp_path)
+    # ... one whose target datasets cannot load beside the generated exemplars fails in the run
+    bad.write_text('{"question": "q", "target": {"a": [1]}}\n')
     result = launch(DUMMY, f"task.data_files={bad}", "task.limit=1", f"output_root={tmp_path / 'out'}")
     assert result.returncode != 0
     (run,) = run_dirs(tmp_path / "out")

@@ -68,7 +68,9 @@ def test_local_launcher_a_failing_run_never_stops_the_others(tmp_path):
     recorded as failed in its manifest, the sweep exits 1 with a summary; a re-launch skips
     the finished run and redoes the failed one."""
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"question": "no target here"}\n')
+    # passes the checks before the run (fields present) and fails in it: datasets cannot load a
+    # struct target beside the generated exemplars' text ones
+    bad.write_text('{"question": "q", "target": {"a": [1]}}\n')
     out = tmp_path / "out"
     args = ["-m", "hydra/launcher=local", "engine=dummy", "sampler=greedy", "task.limit=2", "task.max_gen_toks=16",
             f"task.data_files={bad},null", f"output_root={out}"]

@@ -151,7 +151,7 @@ def test_sweep_runs_every_job_relaunch_skips_all_and_analyze_reads_it(slurm, tmp
         metrics = read(Path(row["run_dir"]) / "metrics.json")["metrics"]
         assert row["accuracy"] == pytest.approx(metrics["accuracy"])
     assert (sweep_dir / "analysis" / "figures" / "accuracy_vs_min_p__min_p.png").is_file()
-    assert "2 runs: 2 done, 0 failed, 0 partial" in (sweep_dir / "analysis" / "report.md").read_text()
+    assert "2 runs: 2 done, 0 failed." in (sweep_dir / "analysis" / "report.md").read_text()
 
 
 def test_killed_job_is_redone_on_relaunch_and_a_preempted_one_is_requeued(slurm, tmp_path):

@@ -37,9 +37,12 @@ def write_report(frame: pd.DataFrame, source: Path, folder: Path, metric: str,
         "# Sweep analysis", "",
         f"Input: `{source}`  ",
         f"Written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}", "",
-        f"{len(frame)} runs: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES)
+        f"{len(frame)} runs: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES
+                                           if s in ("done", "failed") or counts.get(s, 0))
         + "".join(f", {int(counts[s])} {s}" for s in other) + ".",
-        "Partial runs stopped (or are still going) without DONE; a re-launch redoes them.", "",
+        "Runs without results are listed below with the reason; a re-launch of their config "
+        "redoes failed, interrupted and stale ones (stale: the process ended without a word, "
+        "e.g. kill -9).", "",
     ]
 
     done = frame[frame["status"] == "done"]

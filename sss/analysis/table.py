@@ -5,7 +5,7 @@ Columns: where the run is and how it ended (`run_dir`, `status`, `error`), what 
 nested ones dotted: `param.edt.n`), the task settings that change results (`limit`, `repeats`,
 `num_fewshot`, `max_gen_toks`), and every numeric entry of metrics.json's `metrics` as a column
 of its own (`accuracy`, `overall_correct`, `maj@4`, `pass@8`, ...). Metrics are read only from
-runs with DONE; failed and partial runs keep their row with the metrics empty.
+runs with DONE; every other run keeps its row, with the metrics empty and the reason in `error`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ ID_COLUMNS = ["task", "model", "sampler", "seed"]
 SETTING_KEYS = {"limit": ("task", "limit"), "repeats": ("task", "repeats"),
                 "num_fewshot": ("task", "num_fewshot"), "max_gen_toks": ("task", "max_gen_toks"),
                 "engine": ("engine", "name")}
-# status in the table: DONE decides "done"; otherwise the manifest's word, where "running"
-# and "interrupted" both mean a run that stopped (or is still going) without finishing.
-PARTIAL = {"running", "interrupted"}
-STATUSES = ("done", "failed", "partial")
+# status in the table (run_status): DONE decides "done"; otherwise the manifest's word, with a
+# `running` whose process is gone read as "stale", and unreadable files as "unreadable".
+STATUSES = ("done", "failed", "interrupted", "running", "stale", "unreadable")
 K_METRIC = re.compile(r"^(maj|pass)@(\d+)$")
 
 
@@ -65,17 +64,80 @@ def metric_set(run: Path, metrics: dict[str, Any], scoring: str = "sss",
     return metrics.get("metrics") or {}
 
 
+def _manifest(run: Path) -> tuple[dict[str, Any], str | None]:
+    """The manifest and, where it cannot be read, why."""
+    path = run / "manifest.json"
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        return {}, f"manifest.json unreadable: {exc.strerror or exc}"
+    except ValueError as exc:
+        return {}, f"manifest.json is not valid JSON ({exc})"
+    if not isinstance(data, dict):
+        return {}, "manifest.json is not a JSON object"
+    return data, None
+
+
+def _still_running(run: Path, manifest: dict[str, Any]) -> bool | None:
+    """Whether the process of a `running` manifest is alive: checked by pid on this host; on
+    another host, by the run's lock (sss.runs.lock), which a live run always holds."""
+    from sss.runs.lock import holder_alive, lock_path, read_holder
+
+    alive = holder_alive({"host": manifest.get("host"), "pid": manifest.get("pid")})
+    if alive is not None:
+        return alive
+    holder = read_holder(lock_path(run))
+    return holder is not None and holder_alive(holder) is not False
+
+
+def _samples_problem(run: Path) -> str | None:
+    """A finished run's samples.parquet that cannot be read (truncated, corrupt): why."""
+    path = run / "samples.parquet"
+    if not path.exists():
+        return None
+    import pyarrow.parquet as pq
+
+    try:
+        pq.read_metadata(path)
+    except Exception as exc:  # pyarrow raises several kinds for a torn file
+        return f"samples.parquet is truncated or corrupt ({type(exc).__name__}: {exc})"
+    return None
+
+
+def run_status(run: Path, manifest: dict[str, Any], manifest_problem: str | None,
+               done: bool) -> tuple[str, str | None]:
+    """(status, reason): done, failed, interrupted, running, stale (a `running` manifest whose
+    process is gone: killed or crashed), unreadable (a manifest, metrics or samples file that
+    cannot be read), or the manifest's own word."""
+    if manifest_problem:
+        return "unreadable", manifest_problem
+    if done:
+        metrics = run / "metrics.json"
+        if _read_json(metrics) is None:
+            return "unreadable", ("metrics.json is missing" if not metrics.exists()
+                                  else "metrics.json is not a readable JSON object")
+        problem = _samples_problem(run)
+        return ("unreadable", problem) if problem else ("done", None)
+    word = manifest.get("status") or "unknown"
+    if word == "running" and not _still_running(run, manifest):
+        return "stale", (f"the run's process (pid {manifest.get('pid')} on {manifest.get('host')}) "
+                         "ended without finishing it (killed or crashed); a re-launch redoes it")
+    if word == "interrupted":
+        return word, manifest.get("error") or "stopped from outside (a signal) before finishing"
+    return word, manifest.get("error")
+
+
 def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[str, Any]:
     """The table row of one run directory, with the metrics of `scoring` (see `metric_set`)."""
-    manifest = _read_json(run / "manifest.json") or {}
-    ident = manifest.get("run") or {}
-    done = (run / "DONE").is_file()
-    word = manifest.get("status") or "unknown"
+    manifest, problem = _manifest(run)
+    ident = manifest.get("run") if isinstance(manifest.get("run"), dict) else {}
+    status, reason = run_status(run, manifest, problem, (run / "DONE").is_file())
+    done = status == "done"
     row: dict[str, Any] = {
         "run_dir": str(run),
-        "status": "done" if done else ("partial" if word in PARTIAL else word),
-        "manifest_status": word,
-        "error": None if done else manifest.get("error"),
+        "status": status,
+        "manifest_status": manifest.get("status") or "unknown",
+        "error": reason,
         **{key: ident.get(key) for key in ID_COLUMNS},
         "started": manifest.get("started"), "finished": manifest.get("finished"),
         "seconds": (manifest.get("timings_s") or {}).get("total"),
@@ -83,7 +145,8 @@ def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[s
         "slurm_job_id": (manifest.get("scheduler") or {}).get("slurm_job_id"),
     }
     params: dict[str, Any] = {}
-    for name, value in (ident.get("sampler_params") or {}).items():
+    sampler_params = ident.get("sampler_params")
+    for name, value in (sampler_params if isinstance(sampler_params, dict) else {}).items():
         _flatten(PARAM_PREFIX + name, value, params)
     row.update(params)
 
@@ -91,8 +154,11 @@ def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[s
         config = yaml.safe_load((run / "config.yaml").read_text()) or {}
     except (OSError, yaml.YAMLError):
         config = {}
+    if not isinstance(config, dict):
+        config = {}
     for column, (section, key) in SETTING_KEYS.items():
-        row[column] = (config.get(section) or {}).get(key)
+        part = config.get(section)
+        row[column] = part.get(key) if isinstance(part, dict) else None
 
     metrics = _read_json(run / "metrics.json") if done else None
     if metrics:
@@ -116,6 +182,8 @@ def runs_table(runs: Iterable[Path], progress: bool = False, scoring: str = "sss
     frame = frame.sort_values(["task", "model", "sampler", *param_columns(frame), "seed"],
                               na_position="last", kind="stable").reset_index(drop=True)
     # what a run is, then how it scored, then the bookkeeping
+    if "n_docs" not in frame.columns:  # no finished run: the column stays, empty
+        frame["n_docs"] = None
     first = ["task", "model", "sampler", *param_columns(frame), "seed", *SETTING_KEYS, "status",
              "n_docs", *metric_columns(frame)]
     return frame[first + [c for c in frame.columns if c not in first]]

@@ -16,8 +16,10 @@ from typing import Any
 import yaml
 
 from sss.config import RunSettings
-from sss.runs.layout import RunDir, run_dir_for, sampler_name, write_atomic, write_json
+from sss.runs.layout import RunDir, atomic_target, run_dir_for, sampler_name, write_atomic, write_json
+from sss.runs.lock import RunLock
 from sss.runs.manifest import Manifest
+from sss.runs.redo import recover, staging, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,35 @@ def evaluate(settings: RunSettings) -> RunDir:
     config, spec = settings.config, settings.spec
     run = run_dir_for(config, spec)
     if run.is_done() and not config.get("force"):
-        print(f"skipped: {run.path} is DONE (force=true redoes it)")
-        print_results(json.loads(run.metrics.read_text()))
-        return run
+        return _skip(run)
+    # One process per run directory (sss.runs.lock); a second launch of this config is refused.
+    with RunLock(run.path):
+        recover(run)  # a force=true swap that a crash interrupted
+        if run.is_done() and not config.get("force"):
+            return _skip(run)  # finished by the process that held the lock before us
+        # A finished run redone with force=true is computed beside it and swapped in only when
+        # complete (sss.runs.redo); a partial run from an earlier attempt is redone in place.
+        work = staging(run) if run.is_done() else run
+        metrics = _run_into(settings, work, run)
+        if work is not run:
+            swap_in(run, work)
+        print_results(metrics)
+    return run
 
-    # A partial run from an earlier attempt is redone from scratch.
-    run.path.mkdir(parents=True, exist_ok=True)
-    run.done.unlink(missing_ok=True)
-    write_atomic(run.config, yaml.safe_dump(config, sort_keys=False))
+
+def _skip(run: RunDir) -> RunDir:
+    print(f"skipped: {run.path} is DONE (force=true redoes it)")
+    print_results(json.loads(run.metrics.read_text()))
+    return run
+
+
+def _run_into(settings: RunSettings, work: RunDir, run: RunDir) -> dict[str, Any]:
+    config, spec = settings.config, settings.spec
+    work.path.mkdir(parents=True, exist_ok=True)
+    work.done.unlink(missing_ok=True)
+    for leftover in work.path.rglob(".*.tmp"):  # temporary files of a write a crash cut short
+        leftover.unlink(missing_ok=True)
+    write_atomic(work.config, yaml.safe_dump(config, sort_keys=False))
     manifest = Manifest({
         "task": config["task"]["name"], "model": config["model"]["name"],
         "sampler": sampler_name(spec), "sampler_params": spec.enabled(), "seed": settings.seed,
@@ -49,23 +72,23 @@ def evaluate(settings: RunSettings) -> RunDir:
 
     manifest.data["calibration"] = manifest_record(config["sampler"])
     # ---------------------------------------------------------------------------------------
-    write_json(run.manifest, manifest.data)
-    print(f"run directory: {run.path}")
+    write_json(work.manifest, manifest.data)
+    print(f"run directory: {run.path}" + (f" (redone beside it in {work.path.name}, swapped in when "
+                                           "complete)" if work is not run else ""))
     try:
         with _terminate_as_exit():
-            metrics = _evaluate(settings, run, manifest)
+            metrics = _evaluate(settings, work, manifest)
     except BaseException as exc:
         # An error in the run is "failed"; a stop from outside (Ctrl-C, or submitit exiting
         # after requeueing a preempted job) is "interrupted". Either way DONE is not written,
         # so a re-launch redoes the run.
         status = "failed" if isinstance(exc, Exception) else "interrupted"
-        write_json(run.manifest, manifest.finish(
+        write_json(work.manifest, manifest.finish(
             status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
         raise
-    write_json(run.manifest, manifest.finish("done"))
-    run.mark_done()
-    print_results(metrics)
-    return run
+    write_json(work.manifest, manifest.finish("done"))
+    work.mark_done()
+    return metrics
 
 
 @contextlib.contextmanager
@@ -130,7 +153,8 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
     from sss.evaluation.records import metrics_record, samples_table
 
     samples = samples_table(results["samples"], adapter, lm.records)
-    samples.to_parquet(run.samples, index=False)
+    with atomic_target(run.samples) as tmp:  # DONE never stands beside a half-written table
+        samples.to_parquet(tmp, index=False)
     metrics = metrics_record(results, samples, config)
     write_json(run.metrics, metrics)
     return metrics

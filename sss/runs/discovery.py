@@ -22,7 +22,10 @@ def find_runs(root: Path) -> list[Path]:
     found: dict[Path, None] = {}
     if root.is_dir():
         for manifest in sorted(root.rglob(MANIFEST)):
-            found[manifest.parent.resolve()] = None
+            # a directory starting with "." is a force=true redo in progress (sss.runs.redo)
+            # or Hydra's logs, never a run of its own
+            if not any(part.startswith(".") for part in manifest.parent.relative_to(root).parts):
+                found[manifest.parent.resolve()] = None
         for index in sorted(root.rglob(SWEEP_INDEX)):
             for run in runs_in_index(index):
                 found[run.resolve()] = None

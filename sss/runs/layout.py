@@ -12,13 +12,14 @@ always maps to the same one. Analysis reads manifests, never these names.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 if TYPE_CHECKING:  # annotations only: reading run directories must not pull in torch
     from sss.samplers import SamplerSpec
@@ -103,19 +104,37 @@ def run_dir_for(config: dict, spec: SamplerSpec) -> RunDir:
                   / _safe(sampler_name(spec)) / _safe(leaf))
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write a file so that readers see the old content or the new, never a torn one."""
+def file_mode() -> int:
+    """The mode a plain `open()` would give a new file here (0644 under the usual umask 022):
+    mkstemp's 0600 would make a run's files unreadable to the group that shares the outputs."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` to write into; on success it replaces `path` in one step
+    (readers see the old file or the new, never a torn one), with the mode of a plain new file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
+        yield Path(tmp)
+        os.chmod(tmp, file_mode())
+        with open(tmp, "rb") as fh:  # on disk before the rename makes it visible
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (see `atomic_target`)."""
+    with atomic_target(path) as tmp:
+        tmp.write_text(text)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -56,6 +56,13 @@ def draw(logits: torch.Tensor, seeds: torch.Tensor, step: int | torch.Tensor) ->
     of probability 0 adds nothing to the CDF and can never be the first index
     whose CDF exceeds u.
     """
+    # A row with NaN, +inf or no finite logit has no distribution to draw from (a model that
+    # emits NaN): refused, instead of a token that looks like a sample. One host sync.
+    bad = ~torch.isfinite(logits.amax(dim=-1)) if logits.shape[-1] else logits.new_ones(logits.shape[0])
+    if bool(bad.any()):
+        rows = torch.nonzero(bad).flatten().tolist()
+        raise ValueError(f"draw: row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} have no finite "
+                         "logit to sample from (all -inf, NaN or +inf)")
     cdf = torch.softmax(logits.to(torch.float64), dim=-1).cumsum(dim=-1)
     u = uniforms(seeds, step) * cdf[:, -1]  # scale by the total: rounding can leave it below 1
     token = torch.searchsorted(cdf, u.unsqueeze(1), right=True).squeeze(1)

@@ -17,13 +17,24 @@ def process_logits(logits: torch.Tensor, spec: SamplerSpec | Sequence[SamplerSpe
     ``spec`` is one `SamplerSpec` for every row of ``logits`` [B, V], or a list of B specs.
     Sampling from the softmax of the result (argmax for greedy rows) is the rule.
     """
+    # --- input checks (issue 14): one clear TypeError instead of an AttributeError deep inside
+    if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
+        kind = f"a {logits.dtype} tensor" if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a floating-point torch.Tensor [batch, vocab], got {kind} "
+                        "(convert with torch.as_tensor(x, dtype=torch.float32))")
     if logits.dim() != 2:
         raise ValueError(f"logits must be [batch, vocab], got shape {tuple(logits.shape)}")
     rows = logits.shape[0]
     if isinstance(spec, SamplerSpec):
         specs = [spec] * rows
     else:
+        if spec is None or isinstance(spec, (str, bytes, dict)) or not isinstance(spec, Sequence):
+            raise TypeError(f"spec must be a SamplerSpec or a list of one per row, got "
+                            f"{type(spec).__name__} (SamplerSpec.from_mapping builds one from a dict)")
         specs = list(spec)
+        wrong = [type(s).__name__ for s in specs if not isinstance(s, SamplerSpec)]
+        if wrong:
+            raise TypeError(f"spec must be a list of SamplerSpec, got an element of type {wrong[0]}")
         if len(specs) != rows:
             raise ValueError(f"got {len(specs)} sampler specs for {rows} rows of logits")
     return apply_rules(logits, SamplerBatch.from_specs(specs, device=logits.device))
@@ -59,10 +70,14 @@ def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
         t = rules.temperatures(z, batch)
         greedy = greedy | (t < rules.MIN_TEMPERATURE)
         t = torch.where(greedy, 1.0, t).to(out_dtype)
-        z = z / t.unsqueeze(1)
+        # --- issue 14: a finite row max that z / t would take to +-inf (e.g. 3e38 at T = 0.5)
+        # shifts that row by its max first (softmax is shift-invariant), so the argmax survives;
+        # other rows are divided as they are, without a host sync
+        shift = torch.where(torch.isinf(zmax / t) & torch.isfinite(zmax), zmax, 0.0).to(out_dtype)
+        z = (z - shift.unsqueeze(1)) / t.unsqueeze(1)
         # max(z / t) == max(z) / t bit for bit: IEEE division by a positive t is correctly
         # rounded, hence monotone, so this saves a pass over the logits
-        zmax = zmax / t
+        zmax = (zmax - shift) / t
     if not facts.truncates:
         return z.clone() if z is logits else z  # every threshold would be -inf: all kept
 

@@ -8,7 +8,7 @@ fails before any model loads.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, Mapping, Sequence
 
 DEFAULT_BINS = 10
@@ -23,13 +23,23 @@ def _fail(name: str, value: Any, allowed: str) -> None:
     raise SamplerConfigError(f"sampler.{name} = {value!r} is not allowed: expected {allowed}")
 
 
+def _scalar(value: Any) -> Any:
+    """numpy scalars, 0-d arrays and 0-d tensors as the Python number they hold."""
+    if not isinstance(value, (bool, int, float)) and getattr(value, "ndim", None) == 0 \
+            and hasattr(value, "item"):
+        return value.item()
+    return value
+
+
 def _number(name: str, value: Any, allowed: str) -> float:
+    value = _scalar(value)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         _fail(name, value, allowed)
     return float(value)
 
 
 def _integer(name: str, value: Any, allowed: str) -> int:
+    value = _scalar(value)
     if isinstance(value, bool):
         _fail(name, value, allowed)
     if isinstance(value, float) and value.is_integer():
@@ -130,8 +140,9 @@ class SamplerSpec:
             _fail("temperature", self.temperature, "a finite temperature T >= 0 (0 means greedy)")
         set_("temperature", t)
 
-        if not isinstance(self.greedy, bool):
+        if not isinstance(_scalar(self.greedy), bool):
             _fail("greedy", self.greedy, "true or false")
+        set_("greedy", _scalar(self.greedy))
 
         if self.top_k is not None:
             k = _integer("top_k", self.top_k, "an integer k >= 1 (0 or null: off)")
@@ -264,5 +275,15 @@ def _coerce(cls, value: Any, name: str):
         if unknown:
             raise SamplerConfigError(
                 f"sampler.{name} has unknown keys {sorted(unknown)}: expected {sorted(allowed)}")
-        return cls(**{k: v for k, v in value.items() if v is not None})
+        for f in fields(cls):
+            if f.default is MISSING and f.name not in value:
+                _fail(f"{name}.{f.name}", None, "a number (it has no default)")
+        # null is not "the default": a key set to null is refused (leave it out for the default)
+        for key, inner in value.items():
+            if inner is None:
+                default = next(f.default for f in fields(cls) if f.name == key)
+                _fail(f"{name}.{key}", None, "a number" + (
+                    "; it has no default" if default is MISSING else
+                    f" (leave it out for the default {default})"))
+        return cls(**value)
     _fail(name, value, f"a mapping with keys {[f.name for f in fields(cls)]}")

@@ -46,6 +46,7 @@ def test_the_engine_is_built_by_instantiate_from_its_config():
 
 def test_vllm_settings_from_the_command_line_reach_the_engine_config(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())  # as if installed
+    monkeypatch.setattr("sss.models.check.check_hub_id", lambda value: None)  # as if cached
     cfg = validate(compose_cfg("model=qwen1.5b", "engine=vllm", "engine.tensor_parallel_size=2",
                                "engine.max_model_len=4096", "engine.gpu_memory_utilization=0.8",
                                "engine.enforce_eager=true", "engine.kv_cache_memory_bytes=1073741824"))

@@ -29,10 +29,12 @@ def lm_eval_configs(task_cfg: dict, cache_dir: Path) -> dict[str, dict[str, Any]
 
 def write_task_yamls(folder: Path, configs: dict[str, dict[str, Any]]) -> list[Path]:
     """One YAML per lm-eval task, in the order given (what simple_evaluate runs)."""
+    from sss.runs.layout import write_atomic
+
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, config in configs.items():
         path = folder / f"{name}.yaml"
-        path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100))
+        write_atomic(path, yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=100))
         paths.append(path)
     return paths

@@ -9,6 +9,8 @@ repeats and generation settings, so the run directory records exactly what ran.
 from __future__ import annotations
 
 import importlib.util
+import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -120,3 +122,55 @@ class TaskAdapter:
             raise bad("num_fewshot", task_cfg["num_fewshot"],
                       f"at most {self.max_fewshot} (the exemplars task {self.name} has)")
         self.check(task_cfg)
+
+
+def check_data_file(key: str, path: Path, required: tuple[str, ...]) -> None:
+    """A local data file that lm-eval will read, checked before any model loads: it exists, is
+    readable UTF-8, parses (JSON lines: line by line), has the fields the task's prompt and
+    scoring read, and holds at least one document. Each problem is one TaskConfigError."""
+    shown = str(path)
+    if not path.is_file():
+        raise bad(key, shown, "an existing local file")
+    if not os.access(path, os.R_OK):
+        raise bad(key, shown, "a file this user can read")
+    suffix = path.suffix.lower()
+    if suffix not in LOCAL_BUILDERS:
+        raise bad(key, shown, f"a file ending in one of {sorted(LOCAL_BUILDERS)}")
+    if suffix in (".jsonl", ".json"):
+        rows = _json_rows(key, path)
+    else:
+        from .local_tables import read_table
+
+        try:
+            rows = read_table(path).to_pylist()
+        except Exception as exc:  # pyarrow's parse errors come in several kinds
+            raise bad(key, shown, f"a readable {suffix} file ({type(exc).__name__}: {exc})") from None
+    if not rows:
+        raise bad(key, shown, "a file with at least one document (it has none)")
+    for number, row in enumerate(rows, 1):
+        missing = [name for name in required if not isinstance(row, dict) or row.get(name) in (None, "")]
+        if missing:
+            raise bad(key, shown, f"documents with the fields {list(required)}: document {number} "
+                      f"lacks {missing}")
+
+
+def _json_rows(key: str, path: Path) -> list[Any]:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad(key, str(path), f"a UTF-8 text file (byte {exc.start} is not UTF-8)") from None
+    if path.suffix.lower() == ".json" and text.lstrip().startswith("["):
+        try:
+            rows = json.loads(text)
+        except ValueError as exc:
+            raise bad(key, str(path), f"a parseable JSON list of documents ({exc})") from None
+        return rows if isinstance(rows, list) else [rows]
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except ValueError as exc:
+            raise bad(key, str(path), f"one JSON object per line (line {number}: {exc})") from None
+    return rows

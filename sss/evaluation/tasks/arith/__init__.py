@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common import TaskAdapter, bad, local_dataset, run_settings
+from ..common import TaskAdapter, bad, check_data_file, local_dataset, run_settings
 
 HERE = Path(__file__).resolve().parent
 
@@ -12,6 +12,9 @@ HERE = Path(__file__).resolve().parent
 def check(task_cfg: dict) -> None:
     if task_cfg.get("data_dir"):
         raise bad("data_dir", task_cfg["data_dir"], "null (arith takes one file: task.data_files)")
+    if task_cfg.get("data_files"):
+        # the prompt reads `question`, the scoring `target` (rationales only serve exemplars)
+        check_data_file("data_files", Path(str(task_cfg["data_files"])).expanduser(), ("question", "target"))
 
 
 def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:

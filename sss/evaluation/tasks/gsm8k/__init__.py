@@ -17,8 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..common import (TaskAdapter, bad, lm_eval_task_file, local_dataset, local_file, paper_includes,
-                      read_lm_eval_yaml, run_settings)
+from ..common import (TaskAdapter, bad, check_data_file, lm_eval_task_file, local_dataset, local_file,
+                      paper_includes, read_lm_eval_yaml, run_settings)
 
 HERE = Path(__file__).resolve().parent
 EXEMPLARS = HERE / "exemplars.jsonl"
@@ -59,6 +59,10 @@ def check(task_cfg: dict) -> None:
     path = local_file(task_cfg, "test.jsonl")
     if path is not None and not path.is_file():
         raise bad("data_dir", task_cfg["data_dir"], "a folder with test.jsonl (GSM8K as OpenAI released it)")
+    if path is not None:
+        # GSM8K as OpenAI released it: the prompt reads `question`, the scoring `answer`
+        key = "data_files" if task_cfg.get("data_files") else "data_dir"
+        check_data_file(key, path, ("question", "answer"))
     if task_cfg.get("prompt") == "paper":
         _check_paper(task_cfg)
         return

@@ -149,6 +149,9 @@ def validate(cfg: DictConfig) -> RunSettings:
     if not isinstance(model.get("trust_remote_code"), bool):
         raise _bad("model.trust_remote_code", model.get("trust_remote_code"), "true or false")
     _check_engine(plain.get("engine") or {})
+    from sss.tracing import validate_logging
+
+    validate_logging(plain)
     if (plain.get("engine") or {}).get("name") != "dummy":  # the dummy engine reads no weights
         from sss.models.check import check_model_path
 

@@ -18,6 +18,7 @@ import yaml
 from sss.config import RunSettings
 from sss.runs.layout import RunDir, atomic_target, run_dir_for, sampler_name, write_atomic, write_json
 from sss.runs.lock import RunLock
+from sss.tracing import TOKENS_FILE, TokenTraceWriter
 from sss.runs.manifest import Manifest
 from sss.runs.redo import recover, staging, swap_in
 
@@ -136,18 +137,30 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     generator = instantiate(engine_cfg, path=model_path, dtype=model_cfg["dtype"],
                             trust_remote_code=model_cfg["trust_remote_code"])
-    lm = SamplerLM(generator, sampler=spec, seed=settings.seed)
     manifest.phase("load_model", time.perf_counter() - t)
 
+    # logging=tokens: every generated token into tokens.parquet, streamed as generation goes and
+    # published atomically on close (an error leaves no half-valid table; sss.tracing)
+    logging_cfg = config.get("logging") or {}
+    traces = contextlib.nullcontext()
+    tokens_file = run.path / TOKENS_FILE
+    tokens_file.unlink(missing_ok=True)  # an earlier attempt's table must not outlive a redo
+    if logging_cfg.get("tokens"):
+        traces = TokenTraceWriter(tokens_file, top_k=int(logging_cfg.get("top_k") or 0))
+
     t = time.perf_counter()
-    results = lm_eval.simple_evaluate(
-        # our task YAMLs load by path; indexing lm-eval's own thousands of tasks costs ~15 s
-        model=lm, tasks=[str(path) for path in task_files],
-        task_manager=TaskManager(include_defaults=False), limit=task_cfg["limit"],
-        log_samples=True, apply_chat_template=task_cfg["chat_template"],
-        random_seed=settings.seed, numpy_random_seed=settings.seed,
-        torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
-    )
+    with traces as writer:
+        lm = SamplerLM(generator, sampler=spec, seed=settings.seed,
+                       trace_top_k=None if writer is None else writer.top_k,
+                       trace_sink=None if writer is None else writer.add)
+        results = lm_eval.simple_evaluate(
+            # our task YAMLs load by path; indexing lm-eval's own thousands of tasks costs ~15 s
+            model=lm, tasks=[str(path) for path in task_files],
+            task_manager=TaskManager(include_defaults=False), limit=task_cfg["limit"],
+            log_samples=True, apply_chat_template=task_cfg["chat_template"],
+            random_seed=settings.seed, numpy_random_seed=settings.seed,
+            torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
+        )
     manifest.phase("evaluate", time.perf_counter() - t)
 
     from sss.evaluation.records import metrics_record, samples_table

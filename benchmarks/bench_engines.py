@@ -137,7 +137,7 @@ def cpu_main(args) -> dict:
 class ByteTokenizer:
     """Enough of a tokenizer for a model with random weights: prompts as bytes, text as ids."""
 
-    eos_token = pad_token = None
+    eos_token = pad_token = pad_token_id = None
 
     def __call__(self, text, add_special_tokens=False):
         return {"input_ids": list(text.encode())}

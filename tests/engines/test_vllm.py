@@ -387,3 +387,26 @@ def test_launch_with_the_vllm_engine_writes_a_complete_run(tmp_path, monkeypatch
     samples = pd.read_parquet(run / "samples.parquet")
     assert len(samples) == 4 and samples["seed"].nunique() == 4
     assert (samples["new_tokens"] > 0).all()
+
+
+def test_hf_and_vllm_traces_agree_where_their_texts_agree(gen, smollm2_path):
+    """Greedy on both engines: same texts, and then the same token ids, ranks 1, one kept
+    token, and the same raw p_max and entropy within float tolerance."""
+    from sss.engines.hf import HFEngine
+
+    prompts = [PROMPT, "The capital of France is", "Question: What is 6 times 7?\nAnswer:"]
+    batch = reqs(prompts, SamplerSpec(greedy=True), [1, 2, 3], 16)
+    ours = HFEngine(smollm2_path, dtype="float32").generate(batch, trace_top_k=3, progress=False)
+    theirs = gen.generate(batch, trace_top_k=3, progress=False)
+    agreeing = 0
+    for a, b in zip(ours, theirs):
+        if a.text != b.text:
+            continue
+        agreeing += 1
+        assert a.trace.token_ids.tolist() == b.trace.token_ids.tolist()
+        for t in (a.trace, b.trace):
+            assert (t.rank == 1).all() and (t.kept == 1).all()
+        np.testing.assert_allclose(a.trace.p_max, b.trace.p_max, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(a.trace.entropy, b.trace.entropy, rtol=1e-2, atol=1e-3)
+        np.testing.assert_allclose(a.trace.logprob, b.trace.logprob, rtol=1e-3, atol=1e-3)
+    assert agreeing >= 2

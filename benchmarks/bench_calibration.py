@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -42,15 +41,7 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 
 import numpy as np  # noqa: E402
 
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+from machine import cpu_name  # benchmarks/machine.py (this script's folder is on sys.path)
 
 
 def synthetic_steps(n: int, k: int, seed: int = 0):

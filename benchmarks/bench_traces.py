@@ -49,6 +49,8 @@ import yaml  # noqa: E402
 
 from sss.tracing.writer import DEFAULT_ROW_GROUP_ROWS, trace_schema  # noqa: E402
 
+from machine import cpu_name  # benchmarks/machine.py (this script's folder is on sys.path)
+
 DOCS, REPEATS = 250, 32
 TASK = "gsm8k_cot"
 
@@ -209,16 +211,6 @@ def child(code: str, *args: str) -> dict:
         raise RuntimeError(done.stderr[-3000:])
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT="))
     return json.loads(line[len("RESULT="):])
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -39,6 +39,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu_name  # benchmarks/machine.py (this script's folder is on sys.path)
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
@@ -53,16 +55,6 @@ PROMPTS = [
     "Give three tips for learning a new language:",
     "Describe a walk through a forest in autumn.",
 ]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:

@@ -142,10 +142,10 @@ def _record_steps(traced, ruled: torch.Tensor) -> None:
 
 
 def _follow_update(table: dict, batch_update: Any, value_of) -> None:
-    """Keep a batch-index -> value table in step with a V1 `BatchUpdate` (as the specs are)."""
+    """Keep a batch-index -> value table in step with a V1 `BatchUpdate` (the specs, the trace ids)."""
     for index in batch_update.removed:
         table.pop(index, None)
-    for added in batch_update.added:
+    for added in batch_update.added:  # (index, params, [prompt ids,] output ids)
         value = value_of(added[1])
         if value is None:
             table.pop(added[0], None)
@@ -213,23 +213,7 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
             return
         specs = self._specs
         before = dict(specs)
-        for index in batch_update.removed:
-            specs.pop(index, None)
-        for added in batch_update.added:  # (index, params, [prompt ids,] output ids)
-            index, params = added[0], added[1]
-            spec = spec_from_params(params)
-            if spec is None:
-                specs.pop(index, None)
-            else:
-                specs[index] = spec
-        for a, b, direction in batch_update.moved:
-            spec_a, spec_b = specs.pop(a, None), specs.pop(b, None)
-            if spec_a is not None:
-                specs[b] = spec_a
-            if direction == MoveDirectionality.SWAP and spec_b is not None:
-                specs[a] = spec_b
-        for index in [i for i in specs if i >= batch_update.batch_size]:
-            del specs[index]
+        _follow_update(specs, batch_update, spec_from_params)
         if specs != before:
             self._changed = True
         _follow_update(self._traces, batch_update,

@@ -88,10 +88,16 @@ def _labels(frame: pd.DataFrame, column: str) -> dict[int, str]:
 
 
 def count_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> list[Path]:
+    return _accuracy_and_samples(table, "events", what, f"accuracy against {what}", name, folder)
+
+
+def _accuracy_and_samples(table: pd.DataFrame, column: str, xlabel: str, title: str, name: str,
+                          folder: Path) -> list[Path]:
+    """Accuracy (top) and sample counts (bottom, log) against one binned column, a line per run."""
     plt = _pyplot()
     out = []
-    for task, model, frame in _per_model(table, "samples", ("events",)):
-        labels = _labels(frame, "events")
+    for task, model, frame in _per_model(table, "samples", (column,)):
+        labels = _labels(frame, column)
         fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
         _lines(axes[0], frame, "accuracy", labels)
         _lines(axes[1], frame, "samples", labels)
@@ -99,8 +105,8 @@ def count_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> li
         axes[0].set_ylim(-0.02, 1.02)
         axes[1].set_ylabel("samples")
         axes[1].set_yscale("log")
-        axes[1].set_xlabel(what)
-        out.append(_finish(plt, fig, axes, f"{task} / {model}: accuracy against {what}",
+        axes[1].set_xlabel(xlabel)
+        out.append(_finish(plt, fig, axes, f"{task} / {model}: {title}",
                            folder / f"{name}__{_safe(task)}__{_safe(model)}.png",
                            frame["run"].nunique()))
     return out
@@ -128,22 +134,8 @@ def rank_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> lis
 
 
 def max_rank_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
-    plt = _pyplot()
-    out = []
-    for task, model, frame in _per_model(table, "samples", ("max_rank",)):
-        labels = _labels(frame, "max_rank")
-        fig, axes = plt.subplots(2, 1, figsize=(7, 6.5), sharex=True)
-        _lines(axes[0], frame, "accuracy", labels)
-        _lines(axes[1], frame, "samples", labels)
-        axes[0].set_ylabel("accuracy")
-        axes[0].set_ylim(-0.02, 1.02)
-        axes[1].set_ylabel("samples")
-        axes[1].set_yscale("log")
-        axes[1].set_xlabel("largest rank sampled at a low-confidence step")
-        out.append(_finish(plt, fig, axes, f"{task} / {model}: accuracy by largest sampled rank",
-                           folder / f"max_rank_bins__{_safe(task)}__{_safe(model)}.png",
-                           frame["run"].nunique()))
-    return out
+    return _accuracy_and_samples(table, "max_rank", "largest rank sampled at a low-confidence step",
+                                 "accuracy by largest sampled rank", "max_rank_bins", folder)
 
 
 def vote_figures(table: pd.DataFrame, folder: Path) -> list[Path]:

@@ -19,6 +19,8 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
+from sss.runs.layout import read_json_dict
+
 PARAM_PREFIX = "param."
 ID_COLUMNS = ["task", "model", "sampler", "seed"]
 SETTING_KEYS = {"limit": ("task", "limit"), "repeats": ("task", "repeats"),
@@ -38,14 +40,6 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = ",".join(str(v) for v in value)  # e.g. calibrated_topk: one cell
     else:
         out[prefix] = value
-
-
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def metric_set(run: Path, metrics: dict[str, Any], scoring: str = "sss",
@@ -113,7 +107,7 @@ def run_status(run: Path, manifest: dict[str, Any], manifest_problem: str | None
         return "unreadable", manifest_problem
     if done:
         metrics = run / "metrics.json"
-        if _read_json(metrics) is None:
+        if read_json_dict(metrics) is None:
             return "unreadable", ("metrics.json is missing" if not metrics.exists()
                                   else "metrics.json is not a readable JSON object")
         problem = _samples_problem(run)
@@ -160,7 +154,7 @@ def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[s
         part = config.get(section)
         row[column] = part.get(key) if isinstance(part, dict) else None
 
-    metrics = _read_json(run / "metrics.json") if done else None
+    metrics = read_json_dict(run / "metrics.json") if done else None
     if metrics:
         row["n_docs"] = metrics.get("n_docs")
         for name, value in metric_set(run, metrics, scoring, rescore).items():

@@ -53,6 +53,16 @@ def sampler_params(spec: SamplerSpec) -> str:
     return text if len(text) <= MAX_PARAMS_LEN else "params-" + _digest(rules)
 
 
+def read_json_dict(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when the file is missing, unreadable or not an object
+    (a run's manifest or metrics, a lock's holder: callers say what None means for them)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _digest(data: Any) -> str:
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:8]

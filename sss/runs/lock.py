@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .layout import read_json_dict
 from .manifest import now
 
 
@@ -44,11 +45,7 @@ def pid_alive(pid: Any) -> bool:
 
 
 def read_holder(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+    return read_json_dict(path)
 
 
 def scheduler_job() -> str | None:

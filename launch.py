@@ -8,7 +8,6 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-
 ROOT = Path(__file__).resolve().parent
 
 
@@ -47,7 +46,7 @@ def refuse_bad_early_values(argv: list[str]) -> None:
     first). One line, exit status 2, nothing written."""
     from hydra.core.config_store import ConfigStore
 
-    from sss.config import ConfigError, check_output_root
+    from sss.schema import ConfigError, check_output_root
 
     sweeps = sorted(name[: -len(".yaml")] for name in ConfigStore.instance().list("sweep"))
     for arg in argv:
@@ -64,6 +63,39 @@ def refuse_bad_early_values(argv: list[str]) -> None:
         except ConfigError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
+
+
+def refuse_bad_config(argv: list[str]) -> None:
+    """Compose the config as Hydra is about to, against the schema (sss.schema), before Hydra
+    starts: a value of the wrong type, an unknown key or option, a boolean written as a word is
+    one line and exit status 2, where Hydra would print several lines, and nothing is written.
+    In a multirun, each value of each sweep is composed with the fixed overrides."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    from sss.schema import ConfigError, compose, config_error
+
+    try:
+        args = get_args_parser().parse_args(argv)
+    except SystemExit:
+        return  # Hydra reports its own usage errors
+    if (args.help or args.hydra_help or args.info or args.shell_completion or args.config_path
+            or args.config_name or args.config_dir or args.experimental_rerun):
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+        fixed = [o.input_line for o in parsed if not (args.multirun and o.is_sweep_override())]
+        variants = [fixed]
+        for override in parsed if args.multirun else []:
+            if override.is_sweep_override() and override.value_type.name != "GLOB_CHOICE_SWEEP":
+                variants += [[*fixed, f"{override.get_key_element()}={value}"]
+                             for value in override.sweep_string_iterator()]
+        for overrides in variants:
+            compose(overrides, ROOT / "conf")
+    except (ConfigError, HydraException) as exc:
+        print(f"error: {config_error(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 def in_multirun() -> bool:
@@ -106,4 +138,5 @@ def main(cfg: DictConfig):
 if __name__ == "__main__":
     refuse_moved_keys(sys.argv[1:])
     refuse_bad_early_values(sys.argv[1:])
+    refuse_bad_config(sys.argv[1:])
     main()

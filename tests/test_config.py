@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
 from conftest import ROOT, launch
 from sss.config import ConfigError, validate
 from sss.samplers import SamplerConfigError, SamplerSpec
+from sss.schema import compose as compose_config
 
 CONF = ROOT / "conf"
 SAMPLERS = sorted(p.stem for p in (CONF / "sampler").glob("*.yaml"))
@@ -19,8 +17,8 @@ TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    """The config as launch.py composes it: a value of the wrong type is a ConfigError."""
+    return compose_config(overrides, CONF)
 
 
 def test_every_rule_of_samplers_md_has_a_config():
@@ -87,7 +85,8 @@ def test_bad_sampler_values_name_key_value_and_range(override, words):
 
 
 def test_edt_with_nonpositive_n_is_rejected():
-    with pytest.raises(SamplerConfigError, match=r"edt\.n = 0 .*N > 0"):
+    # the schema types edt.n as a float: the 0 typed is 0.0
+    with pytest.raises(SamplerConfigError, match=r"edt\.n = 0\.0 .*N > 0"):
         validate(compose_cfg("sampler=edt", "sampler.edt.n=0"))
 
 

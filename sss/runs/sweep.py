@@ -14,9 +14,10 @@ Used by the sss launchers (hydra_plugins/sss_launchers) in the launching process
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .discovery import SWEEP_INDEX
 from .layout import RunDir, write_json
@@ -46,14 +47,20 @@ class SweepConfigError(ValueError):
 def plan(config_loader: Any, base_config: Any, job_overrides: Sequence[Sequence[str]],
          first_num: int) -> list[SweepJob]:
     """Validate every job's config and mark the ones whose run is already DONE."""
+    from hydra.errors import HydraException
+
     from sss.config import is_config_error, validate
     from sss.runs.layout import run_dir_for
+    from sss.schema import config_error
 
     jobs, errors = [], []
     for offset, overrides in enumerate(job_overrides):
         job = SweepJob(num=first_num + offset, overrides=list(overrides))
-        config = config_loader.load_sweep_config(base_config, list(overrides))
         try:
+            try:
+                config = config_loader.load_sweep_config(base_config, list(overrides))
+            except HydraException as exc:  # a value of the wrong type, an unknown key
+                raise config_error(exc) from exc
             settings = validate(config)
         except Exception as exc:
             if not is_config_error(exc):

@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 
 from conftest import ROOT, assert_refused, launch
 from sss.calibration.artifact import FILE, read_artifact, summarize, write_artifact
@@ -16,6 +15,7 @@ from sss.calibration.grid import build_grid
 from sss.calibration.traces import to_table
 from sss.config import ConfigError, validate
 from sss.runs.layout import run_dir_for
+from sss.schema import compose as compose_config
 
 from synthetic import random_steps
 
@@ -23,8 +23,8 @@ THRESHOLDS = [0.01, 0.03, 0.05, 0.07, 0.09, 0.10]
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    """The config as launch.py composes it: a value of the wrong type is a ConfigError."""
+    return compose_config(overrides, ROOT / "conf")
 
 
 def make_artifact(folder: Path, seed: int = 0, bins: int = 10, done: bool = True) -> dict:

@@ -8,19 +8,19 @@ from __future__ import annotations
 import importlib.util
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from conftest import ROOT, assert_refused, launch
 from sss.config import ENGINES, ConfigError, validate
+from sss.schema import compose as compose_config
 
 CONF = ROOT / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 
 
 def compose_cfg(*overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+    """The config as launch.py composes it: a value of the wrong type is a ConfigError."""
+    return compose_config(overrides, CONF)
 
 
 def test_every_engine_has_a_config_named_after_it():

@@ -140,3 +140,27 @@ def test_the_schema_and_the_error_type_import_no_torch():
                             timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"
+
+
+def test_the_sss_launchers_refuse_each_bad_job_of_a_sweep_in_one_line(tmp_path):
+    """A sweep's jobs are composed by the launcher (sss.runs.sweep.plan), from values launch.py
+    never saw (a sweep file's params): each bad one is listed, nothing is submitted."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path
+    from hydra.types import RunMode
+
+    from sss.runs import sweep
+
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
+    base = loader.load_configuration("config", overrides=["engine=dummy", f"output_root={tmp_path}"],
+                                     run_mode=RunMode.MULTIRUN)
+    jobs = [["sampler.min_p=0.1"], ["sampler.min_p=high"], ["force=no"], ["model.foo=1"]]
+    with pytest.raises(sweep.SweepConfigError) as info:
+        sweep.plan(loader, base, jobs, 0)
+    assert str(info.value).splitlines() == [
+        "job #1 (sampler.min_p=high): sampler.min_p = 'high' is not allowed: expected a number or null",
+        "job #2 (force=no): force = 'no' is not allowed: expected true or false "
+        "(yes, no, 1 and 0 are not booleans here)",
+        "job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
+        "(its keys: name, path, dtype, trust_remote_code)"]
+    assert not list(tmp_path.iterdir())

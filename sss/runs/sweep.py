@@ -60,7 +60,7 @@ def plan(config_loader: Any, base_config: Any, job_overrides: Sequence[Sequence[
             try:
                 config = config_loader.load_sweep_config(base_config, list(overrides))
             except HydraException as exc:  # a value of the wrong type, an unknown key
-                raise config_error(exc) from exc
+                raise config_error(exc, overrides) from exc
             settings = validate(config)
         except Exception as exc:
             if not is_config_error(exc):

@@ -18,8 +18,6 @@ def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", conf
     """Hydra's compose API; a bad override or config file raises ConfigError (one line)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf.errors import OmegaConfBaseException
 
     from .errors import below_null, config_error
 
@@ -31,10 +29,10 @@ def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", conf
 
     try:
         cfg = composed(overrides)
-    except (HydraException, OmegaConfBaseException) as exc:
-        raise config_error(exc, overrides) from exc
     except AssertionError as exc:  # OmegaConf's, for a key set below a null node
         raise below_null(overrides, composed) from exc
+    except Exception as exc:  # whatever stops the composition, said in one line
+        raise config_error(exc, overrides) from exc
     check_composed(cfg)
     if not return_hydra_config:
         from omegaconf import open_dict

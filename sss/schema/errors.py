@@ -44,7 +44,8 @@ def config_error(exc: BaseException, overrides: Sequence[str] = ()) -> ConfigErr
         kind = field_type(owner, name)
         allowed = describe(kind) if kind is not None else one_line(cause.msg).split(" full_key")[0]
         return ConfigError(f"{key} = {shown(cause.value)} is not allowed: expected {allowed}")
-    return ConfigError(one_line(str(exc)) + (f": {one_line(str(cause))}" if cause else ""))
+    return ConfigError(f"the config cannot be composed: {one_line(str(exc))}"
+                       + (f": {one_line(str(cause))}" if cause else ""))
 
 
 def one_line(text: str) -> str:

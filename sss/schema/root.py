@@ -25,12 +25,13 @@ class RootSchema:
     output_root: str = MISSING
     seed: int = MISSING
     force: bool = MISSING
+    # set in conf/config.yaml itself; the sampler group's files each set one rule's parameters
+    sampler: SamplerSchema = MISSING
     job: JobSchema = MISSING
     # an engine's or a task's own schema (engine.py, task.py) when its YAML names one
     engine: EngineSchema = MISSING
     model: ModelSchema = MISSING
     task: TaskSchema = MISSING
-    sampler: SamplerSchema = MISSING
     logging: LoggingSchema = MISSING
     calibration: CalibrationSchema = MISSING
     # job=analyze's settings: set by conf/job/analyze.yaml, null for the other jobs

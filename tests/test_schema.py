@@ -159,8 +159,8 @@ def test_the_sss_launchers_refuse_each_bad_job_of_a_sweep_in_one_line(tmp_path):
         sweep.plan(loader, base, jobs, 0)
     assert str(info.value).splitlines() == [
         "job #1 (sampler.min_p=high): sampler.min_p = 'high' is not allowed: expected a number or null",
-        "job #2 (force=no): force = 'no' is not allowed: expected true or false "
-        "(yes, no, 1 and 0 are not booleans here)",
-        "job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
-        "(its keys: name, path, dtype, trust_remote_code)"]
+        ("job #2 (force=no): force = 'no' is not allowed: expected true or false "
+         "(yes, no, 1 and 0 are not booleans here)"),
+        ("job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
+         "(its keys: name, path, dtype, trust_remote_code)")]
     assert not list(tmp_path.iterdir())

@@ -75,6 +75,11 @@ def test_the_default_config_and_the_jobs_validate():
     ("engine.vocab_seed=1", ["engine.vocab_seed = 1", "engine has no key 'vocab_seed'"]),
     ("sampler.edt.n=0.5", ["sampler.edt.n = 0.5", "sampler.edt is null here"]),
     ("sampler=nucleus9", ["sampler = 'nucleus9'", "Available options in 'sampler'", "min_p"]),
+    ("sampler=[min_p,nucleus]", ["sampler = 'nucleus'", "Available options in 'sampler'", "top_p"]),
+    ("sampler.calibrated_topk=[1,a]", ["sampler.calibrated_topk[1] = 'a'", "expected an integer"]),
+    ("calibration.thresholds=[0.1,x]", ["calibration.thresholds[1] = 'x'", "expected a number"]),
+    ("~task.limit", ["~task.limit is not allowed", "task.limit=null"]),
+    ("task.limit=[1", ["'task.limit=[1' is not an override Hydra can read"]),
 ])
 def test_compose_refuses_wrong_types_in_one_line(override, words):
     with pytest.raises(ConfigError) as info:

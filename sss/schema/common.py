@@ -22,8 +22,13 @@ class Choice(str, enum.Enum):
         return self.value
 
 
+def shown(value: Any) -> str:
+    """A value as the YAML and the command line write it (null, not None)."""
+    return "null" if value is None else repr(value)
+
+
 def bad(key: str, value: Any, allowed: str) -> ConfigError:
-    return ConfigError(f"{key} = {value!r} is not allowed: expected {allowed}")
+    return ConfigError(f"{key} = {shown(value)} is not allowed: expected {allowed}")
 
 
 def at_least(key: str, value: int | None, low: int, allow_none: bool = False) -> None:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from .common import ConfigError, bad, field_names
-from .errors import shown
+from .common import ConfigError, bad, field_names, shown
 
 
 def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", config_name: str = "config",
@@ -18,6 +17,7 @@ def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", conf
     """Hydra's compose API; a bad override or config file raises ConfigError (one line)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import MissingConfigException
 
     from .errors import below_null, config_error
 
@@ -25,7 +25,10 @@ def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", conf
 
     def composed(lines: list[str]) -> DictConfig:
         with initialize_config_dir(config_dir=str(Path(config_dir).absolute()), version_base="1.3"):
-            return hydra_compose(config_name, overrides=lines, return_hydra_config=True)
+            try:
+                return hydra_compose(config_name, overrides=lines, return_hydra_config=True)
+            except MissingConfigException as exc:  # translated here, where Hydra lists the options
+                raise config_error(exc, lines) from exc
 
     try:
         cfg = composed(overrides)

@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .common import ConfigError, describe, field_names, field_type
+from .common import ConfigError, describe, field_names, field_type, shown
 
-
-def shown(value: Any) -> str:
-    return "null" if value is None else repr(value)
+# the element types OmegaConf names in its conversion errors
+CONVERSIONS = {"converted to Integer": int, "converted to Float": float, "not a valid bool": bool}
 
 
 def config_error(exc: BaseException, overrides: Sequence[str] = ()) -> ConfigError:
@@ -20,16 +19,18 @@ def config_error(exc: BaseException, overrides: Sequence[str] = ()) -> ConfigErr
     from omegaconf.errors import (
         ConfigAttributeError,
         ConfigKeyError,
+        ConfigTypeError,
         OmegaConfBaseException,
     )
 
     if isinstance(exc, ConfigError):
         return exc
     cause = exc if isinstance(exc, OmegaConfBaseException) else exc.__cause__
-    if isinstance(exc, MissingConfigException) and exc.options is not None:
-        group, _, name = (exc.missing_cfg_file or "").rpartition("/")
+    if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
+        group, _, name = exc.missing_cfg_file.rpartition("/")
+        options = exc.options if exc.options is not None else group_options(group)
         return ConfigError(f"{group} = {name!r} is not allowed: Could not find '{exc.missing_cfg_file}'; "
-                           f"Available options in '{group}': {', '.join(exc.options)}")
+                           f"Available options in '{group}': {', '.join(options)}")
     if isinstance(exc, OverrideParseException):
         return ConfigError(f"{exc.override!r} is not an override Hydra can read: "
                            f"{one_line(exc.message)} (expected key=value)")
@@ -41,7 +42,12 @@ def config_error(exc: BaseException, overrides: Sequence[str] = ()) -> ConfigErr
             value = override_values(overrides).get(key, cause.value)
             return ConfigError(f"{key} = {shown(value)} is not allowed: {section} has no key {name!r} "
                                f"(its keys: {', '.join(field_names(owner))})")
-        kind = field_type(owner, name)
+        if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):  # ~key
+            return ConfigError(f"~{key} is not allowed: every key of the schema has a value "
+                               f"(set it instead: {key}=<value>, or {key}=null where it may be null)")
+        # a field's declared type; for an element of a list (key[i]) the type OmegaConf names
+        kind = field_type(owner, name) or next(
+            (kind for word, kind in CONVERSIONS.items() if word in str(cause.msg)), None)
         allowed = describe(kind) if kind is not None else one_line(cause.msg).split(" full_key")[0]
         return ConfigError(f"{key} = {shown(cause.value)} is not allowed: expected {allowed}")
     return ConfigError(f"the config cannot be composed: {one_line(str(exc))}"
@@ -82,3 +88,13 @@ def below_null(overrides: Sequence[str], compose: Any) -> ConfigError:
         except Exception:  # noqa: BLE001 - another problem comes first: the caller reports it
             break
     return ConfigError(f"the overrides {list(overrides)} could not be applied to the config")
+
+
+def group_options(group: str) -> list[str]:
+    """The options of a config group, as Hydra lists them (for a message that has none)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    hydra = GlobalHydra.instance().hydra
+    if hydra is None:
+        return []
+    return sorted(hydra.config_loader.get_group_options(group))

@@ -275,7 +275,7 @@ def test_analyze_without_any_traces_says_so(tmp_path):
 
 
 @pytest.mark.parametrize("override, words", [
-    ("analyze.low_conf=0", "analyze.low_conf = 0 is not allowed"),
+    ("analyze.low_conf=0", "analyze.low_conf = 0.0 is not allowed"),  # a float, as the schema types it
     ("analyze.sampled_prob=1.5", "analyze.sampled_prob = 1.5 is not allowed"),
     ("analyze.vote_rank_stat=median", "analyze.vote_rank_stat = 'median' is not allowed"),
     ("analyze.vote_rank_cap=0.5", "analyze.vote_rank_cap = 0.5 is not allowed"),

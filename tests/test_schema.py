@@ -12,7 +12,7 @@ import yaml
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from conftest import ROOT
+from conftest import ROOT, launch
 from sss.config import validate
 from sss.schema import ConfigError, RootSchema, compose, register
 
@@ -169,3 +169,15 @@ def test_the_sss_launchers_refuse_each_bad_job_of_a_sweep_in_one_line(tmp_path):
         ("job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
          "(its keys: name, path, dtype, trust_remote_code)")]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("overrides", [["force=no"], ["task.limit=abc"], ["+model.foo=1"], ["-m", "seed=0,x"]])
+def test_launch_refuses_before_hydra_writes_anything(tmp_path, overrides):
+    """launch.py composes against the schema before Hydra starts: a wrong type leaves no trace,
+    not even Hydra's log folder under output_root."""
+    out = tmp_path / "out"
+    result = launch(*overrides, f"output_root={out}", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-2000:]
+    assert not out.exists() and list(tmp_path.iterdir()) == []

@@ -2,7 +2,7 @@
 
 Types are the schema's (sss.schema: OmegaConf enforces them when Hydra composes the config);
 here each section's ranges are checked, in the order a run needs them, by the section itself
-(`<Schema>.check()`) or by the module that owns it (tasks, samplers, tracing, calibration).
+(`<Schema>.check()`) or by the module that owns it (tasks, samplers, calibration).
 Each error names the config key, the value and what is allowed.
 """
 
@@ -96,9 +96,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     from sss.samplers import SamplerConfigError, SamplerSpec
 
     typed.engine.check()
-    from sss.tracing import validate_logging
-
-    validate_logging(plain)
+    typed.logging.check()
     if typed.engine.name != "dummy":  # the dummy engine reads no weights
         from sss.models.check import check_model_path
 

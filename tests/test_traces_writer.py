@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from sss.engines.base import TokenTrace
-from sss.tracing import TokenTraceWriter, trace_schema, validate_logging
+from sss.tracing import TokenTraceWriter, trace_schema
 
 
 def random_trace(rng: np.random.Generator, n: int, top_k: int = 0) -> TokenTrace:
@@ -119,18 +119,21 @@ def test_empty_run_gives_an_empty_table_and_bad_traces_are_refused(tmp_path):
         TokenTraceWriter(tmp_path / "c.parquet", top_k=-1)
 
 
-def test_validate_logging():
-    from sss.config import ConfigError
+@pytest.mark.parametrize("overrides, words", [
+    (["logging.tokens=yes"], "logging.tokens = 'yes'"),
+    (["logging=tokens", "logging.top_k=-2"], "logging.top_k = -2"),
+    (["logging=tokens", "logging.top_k=1.5"], "logging.top_k = 1.5"),
+    (["logging.top_k=3"], "unless logging.tokens=true"),
+])
+def test_bad_logging_settings_are_config_errors(overrides, words):
+    """Types from the schema at compose time, ranges from LoggingSchema.check() (sss.schema)."""
+    from conftest import ROOT
+    from sss.config import ConfigError, validate
+    from sss.schema import compose
 
-    assert validate_logging({"logging": {"tokens": True, "top_k": 5}}) == {"tokens": True, "top_k": 5}
-    assert validate_logging({"logging": {"tokens": False, "top_k": 0}})["tokens"] is False
-    for logging, words in (({"tokens": "yes", "top_k": 0}, "logging.tokens = 'yes'"),
-                           ({"tokens": True, "top_k": -2}, "logging.top_k = -2"),
-                           ({"tokens": True, "top_k": 1.5}, "logging.top_k = 1.5"),
-                           ({"tokens": False, "top_k": 3}, "unless logging.tokens=true")):
-        with pytest.raises(ConfigError, match="is not allowed") as info:
-            validate_logging({"logging": logging})
-        assert words in str(info.value)
+    with pytest.raises(ConfigError, match="is not allowed") as info:
+        validate(compose(["engine=dummy", *overrides], ROOT / "conf"))
+    assert words in str(info.value)
 
 
 def test_logging_groups_compose():

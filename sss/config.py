@@ -90,6 +90,7 @@ def validate(cfg: DictConfig) -> RunSettings:
     if job == "calibrate":
         from sss.calibration.options import check_options
 
+        typed.calibration.check()
         check_options(plain["calibration"])
         return RunSettings(spec=None, seed=plain["seed"], config=plain)
 
@@ -118,7 +119,8 @@ def validate(cfg: DictConfig) -> RunSettings:
     from sss.calibration.for_samplers import auto_calibration, resolve_calibration
 
     try:
-        if plain["sampler"].get("calibration") == "auto":
+        if plain["sampler"].get("calibration") == "auto":  # the calibration settings name it
+            typed.calibration.check()
             plain["sampler"]["calibration"] = auto_calibration(plain)
         plain["sampler"] = resolve_calibration(plain["sampler"])
     except CalibrationArtifactError as exc:

@@ -11,7 +11,6 @@ evaluation engine), the calibration settings (not the batch size) and the data f
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,26 +27,14 @@ def _bad(key: str, value: Any, allowed: str) -> ValueError:
     return ConfigError(f"calibration.{key} = {value!r} is not allowed: expected {allowed}")
 
 
-def _integer(options: dict, key: str, low: int, allow_none: bool = False) -> None:
-    value = options.get(key)
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise _bad(key, value, f"an integer >= {low}" + (" or null (all)" if allow_none else ""))
-
-
 def check_options(options: dict[str, Any]) -> None:
-    """Every calibration setting, and the data file itself (read once: a few MB at most)."""
+    """The calibration settings that name this package's data sources and trace engines, and the
+    data file itself (read once: a few MB at most). Types and numeric ranges are the schema's
+    (sss.schema.CalibrationSchema)."""
     import importlib.util
 
     if options.get("data") not in SOURCES:
         raise _bad("data", options.get("data"), f"one of {sorted(SOURCES)}")
-    for key in ("limit",):
-        _integer(options, key, 1, allow_none=True)
-    for key, low in (("top_k", 1), ("bins", 1), ("min_support", 0), ("batch_size", 1), ("max_length", 2)):
-        _integer(options, key, low)
-    if not isinstance(options.get("chat_template"), bool):
-        raise _bad("chat_template", options.get("chat_template"), "true or false")
     engine = options.get("engine")
     if engine not in TRACE_ENGINES:
         raise _bad("engine", engine, f"one of {TRACE_ENGINES}")
@@ -55,11 +42,6 @@ def check_options(options: dict[str, Any]) -> None:
              "torchtune": ("torchtune", "pip install 'sss[torchtune]'")}.get(engine)
     if needs and importlib.util.find_spec(needs[0]) is None:
         raise _bad("engine", engine, f"an installed engine: {needs[0]} is not installed ({needs[1]})")
-    thresholds = options.get("thresholds")
-    if not isinstance(thresholds, list) or not thresholds or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t) and 0 < t <= 1
-            for t in thresholds):
-        raise _bad("thresholds", thresholds, "a non-empty list of numbers 0 < c <= 1")
 
     files = options.get("data_files")
     if options["data"] == "arith":

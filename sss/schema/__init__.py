@@ -3,8 +3,9 @@ enforces every key's type when the config is composed (docs/reliability.md, "The
 
 conf/config.yaml names the root first in its defaults list (`/schema/root@_here_`); the engine
 YAMLs and the tasks with keys of their own name theirs (`/schema/engine/<name>@_here_`,
-`/schema/task/<name>@_here_`). A section's ranges are its dataclass's `check()` (or, for the
-sampler and the calibration settings, the module that uses them: see each file).
+`/schema/task/<name>@_here_`). A section's ranges are its dataclass's `check()`; the sampler's
+are the rules' own (sss.samplers.SamplerSpec), and what names code or data (a task's files, the
+calibration data and trace engine) is checked by the module that owns it: see each file.
 Nothing here imports torch (tests/test_schema.py).
 """
 

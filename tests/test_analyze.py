@@ -177,7 +177,7 @@ def test_runs_with_one_sample_per_question_get_no_maj_curve(tmp_path):
 
 
 @pytest.mark.parametrize("make_input, words", [
-    (lambda tmp: None, ["analyze.input", "None"]),
+    (lambda tmp: None, ["analyze.input", "null"]),  # as the YAML writes it
     (lambda tmp: tmp / "missing", ["analyze.input", "existing directory"]),
     (lambda tmp: tmp, ["analyze.input", "at least one run"]),
 ])

@@ -22,9 +22,9 @@ NOT_RESULT = {"model": ("batch_size", "engine"), "calibration": ("batch_size",)}
 
 
 def _bad(key: str, value: Any, allowed: str) -> ValueError:
-    from sss.config import ConfigError
+    from sss.schema.common import bad
 
-    return ConfigError(f"calibration.{key} = {value!r} is not allowed: expected {allowed}")
+    return bad(f"calibration.{key}", value, allowed)
 
 
 def check_options(options: dict[str, Any]) -> None:

@@ -176,7 +176,7 @@ def write_lines(path: Path, lines: list[str]) -> Path:
     (["calibration.thresholds=[]"], ["calibration.thresholds"]),
     (["calibration.chat_template=maybe"], ["calibration.chat_template"]),
     (["calibration.data=alpaca"], ["calibration.data", "alpaca", "gsm8k", "jsonl"]),
-    (["calibration=jsonl"], ["calibration.data_files", "None"]),
+    (["calibration=jsonl"], ["calibration.data_files", "null"]),
     (["calibration.data_files=/no/such/file.jsonl"], ["calibration.data_files", "existing"]),
     (["model.dtype=int8"], ["model.dtype"]),
 ])

@@ -73,6 +73,11 @@ def override_values(overrides: Sequence[str]) -> dict[str, Any]:
     return values
 
 
+# the sections that are null unless a config sets them, and the choice that does
+SET_BY = {"sampler.edt": "sampler=edt", "sampler.calibrated_epsilon": "sampler=calibrated_epsilon",
+          "analyze": "job=analyze"}
+
+
 def below_null(overrides: Sequence[str], compose: Any) -> ConfigError:
     """OmegaConf cannot set a key below a null node (`sampler.edt.n=0.5` while sampler.edt is
     null) and fails with an assertion; the first override that does it, named."""
@@ -81,10 +86,11 @@ def below_null(overrides: Sequence[str], compose: Any) -> ConfigError:
             compose(overrides[:count])
         except AssertionError:
             key = overrides[count - 1].partition("=")[0].lstrip("+~")
-            parent = key.rpartition(".")[0]
-            return ConfigError(f"{key} = {shown(override_values(overrides).get(key.lstrip('+')))} is not "
-                               f"allowed: {parent} is null here; choose a config that sets it (e.g. "
-                               f"{parent.replace('.', '=', 1)}) or set {parent} whole")
+            parent = next((p for p in SET_BY if key.startswith(p + ".")), key.rpartition(".")[0])
+            hint = f"add {SET_BY[parent]}, or set {parent} whole" if parent in SET_BY \
+                else f"set {parent} whole"
+            return ConfigError(f"{key} = {shown(override_values(overrides).get(key))} is not allowed: "
+                               f"{parent} is null here ({hint})")
         except Exception:  # noqa: BLE001 - another problem comes first: the caller reports it
             break
     return ConfigError(f"the overrides {list(overrides)} could not be applied to the config")

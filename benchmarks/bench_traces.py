@@ -154,9 +154,9 @@ def write_jsonl(run: Path, path: Path, rows: int) -> int:
 ANALYZE_CHILD = """
 import json, resource, sys, time
 sys.path.insert(0, sys.argv[1])
-from omegaconf import OmegaConf
 from sss.config import validate
 from sss.jobs.analyze import analyze
+from sss.schema import compose
 import sss.analysis.traces as traces
 # time the trace reduction + analyses (what the JSONL reader is compared with) inside the job
 phases = {}
@@ -167,8 +167,8 @@ def timed(*args, **kwargs):
     phases["run_traces"] = time.perf_counter() - t
     return out
 traces.run_traces = timed
-cfg = OmegaConf.load(sys.argv[1] + "/conf/job/analyze.yaml")
-cfg = OmegaConf.merge(cfg, {"seed": 0, "analyze": {"input": sys.argv[2], "output": sys.argv[3]}})
+cfg = compose(["job=analyze", f"analyze.input={sys.argv[2]}", f"analyze.output={sys.argv[3]}",
+               f"output_root={sys.argv[3]}"], sys.argv[1] + "/conf")
 t = time.perf_counter()
 analyze(validate(cfg))
 seconds = time.perf_counter() - t

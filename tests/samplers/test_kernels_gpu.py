@@ -195,7 +195,8 @@ def test_large_vocab(shape, kind):
 
 
 def test_selection_rounds_with_small_buffers():
-    """Tiny histograms and candidate buffers force the refinement rounds on every row."""
+    """Tiny histograms and candidate buffers force the second split round and the one-program
+    fallback on most rows."""
     for kind in KINDS:
         z = make_rows(kind, 40, 5000, seed=11).cuda()
         for name in ("top_k=20", "top_k=3000", "top_p=0.9", "top_p=0.999", "stack:all"):
@@ -212,7 +213,7 @@ def test_selection_rounds_with_small_buffers():
 
 
 def test_no_host_sync_and_graph_capture():
-    """Steady state: no host<->device sync; the three launches replay from a CUDA graph."""
+    """Steady state: no host<->device sync; the launches (selection included) replay from a CUDA graph."""
     z = make_rows("peaked", 8, 32000, seed=3).cuda()
     batch = SamplerBatch.from_specs([SPECS["stack:all"], SPECS["top_p=0.9"]] * 4, device="cuda")
     expected = apply_rules(z, batch)

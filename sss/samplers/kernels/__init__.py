@@ -23,6 +23,7 @@ STATS_PROGRAMS = 1024   # aim for about this many (row, chunk) programs in that 
 MAX_CHUNKS = 128        # chunks per row at most (one compiled size for the partials' reduction)
 SELECT_BLOCK = 4096     # elements per step of a row's selection passes (one program per row)
 MASK_BLOCK = 4096       # elements per program of the output pass
+SPLIT_ROUNDS = 2        # selection rounds split over a row's programs before one program finishes it
 
 
 @lru_cache(maxsize=1)
@@ -72,31 +73,85 @@ def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | N
     chunks = triton.cdiv(vocab, chunk)
     fp, ip, bp, ks_stride = _packed_params(batch, k)
     n_parts = 2 if has_edt else 1
-    # scratch: float32 partials (max, sum, sum*shift) per pass, then threshold and temperature per
-    # row; int32 +inf counts per pass, then the +inf flag per row (few allocations: each costs host time)
-    part_size = 3 * rows * chunks
-    fbuf = torch.empty(n_parts * part_size + 2 * rows, dtype=torch.float32, device=dev)
-    ibuf = torch.empty(n_parts * rows * chunks + rows, dtype=torch.int32, device=dev)
-    parts = [fbuf[i * part_size:(i + 1) * part_size] for i in range(n_parts)]
-    counts = [ibuf[i * rows * chunks:(i + 1) * rows * chunks] for i in range(n_parts)]
-    res = fbuf[n_parts * part_size:]
-    flag = ibuf[n_parts * rows * chunks:]
+    # scratch, in few allocations (each costs host time): float32 partials (max, sum, sum*shift)
+    # per pass, then threshold and temperature per row; int32 +inf counts per pass, then the +inf
+    # flag per row; with selection, its float / int partials, the targets, the scaled max, the next
+    # window, the candidate buffers, the float64 normaliser and int64 k, and a zeroed block per round
+    rc = rows * chunks
+    f_sizes = [3 * rc] * n_parts + [2 * rows] + ([7 * rc, rows, rows, 2 * rows, rows * cap] if select else [])
+    i_sizes = [rc] * n_parts + [rows] + ([2 * rc] if select else [])
+    f_views = _carve(torch.float32, f_sizes, dev)
+    i_views = _carve(torch.int32, i_sizes, dev)
+    parts, res = f_views[:n_parts], f_views[n_parts]
+    counts, flag = i_views[:n_parts], i_views[n_parts]
+    if select:
+        sel_pf, sel_p, sel_mx, sel_win, cand = f_views[n_parts + 1:]
+        sel_pi = i_views[n_parts + 1]
+        sel_s, sel_k = _carve(torch.float64, [rows, rows], dev)
+        sel_k = sel_k.view(torch.int64)
+        block = -(-rows * (bins + 1) // 4) * 4  # histogram and counter per row, per round (aligned)
+        zeroed = torch.zeros(2 * SPLIT_ROUNDS * block, dtype=torch.int32, device=dev)
+    else:
+        sel_pf = sel_p = sel_mx = sel_win = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
     grid = (rows, chunks)
     stride = logits.stride(0)
-    k._partial_stats[grid](logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], rows, chunks,
-                           int(has_edt), BLOCK=STATS_BLOCK, num_warps=8)
+    _launch(k._partial_stats, grid, logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], rows, chunks,
+            int(has_edt), BLOCK=STATS_BLOCK, num_warps=8)
     if has_edt:
-        k._edt_stats[grid](logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], parts[1], counts[1],
-                           rows, chunks, CB=MAX_CHUNKS, BLOCK=STATS_BLOCK, num_warps=8)
-    cand = torch.empty(rows * cap if select else 1, dtype=torch.float32, device=dev)
-    k._finish_rows[(rows,)](
-        logits, stride, vocab, parts[-1], counts[-1], parts[0], counts[0], rows, chunks, fp, ip, bp,
-        ks_stride, res, flag, cand, int(has_edt), int(has_bins),
-        CB=MAX_CHUNKS, SELECT=select, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=8)
+        _launch(k._edt_stats, grid, logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], parts[1],
+                counts[1], rows, chunks, CB=MAX_CHUNKS, BLOCK=STATS_BLOCK, num_warps=8)
+    _launch(k._finish_rows, (rows,), vocab, parts[-1], counts[-1], parts[0], counts[0], rows, chunks, fp, ip, bp,
+            ks_stride, res, flag, sel_k, sel_p, sel_mx, sel_s, int(has_edt), int(has_bins),
+            CB=MAX_CHUNKS, SELECT=select, num_warps=4)
+    if select:
+        kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
+        for n, (is_p, rnd) in enumerate((p, r) for p in kinds for r in range(SPLIT_ROUNDS)):
+            zi = zeroed[n * block:(n + 1) * block]
+            first, last = rnd == 0, rnd == SPLIT_ROUNDS - 1
+            _launch(k._sel_hist, grid, logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_win, zi,
+                    sel_pf, sel_pi, rows, chunks, int(first), IS_P=is_p, BLOCK=SELECT_BLOCK, NBINS=bins,
+                    num_warps=8)
+            _launch(k._sel_collect, grid, logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s,
+                    sel_win, zi, sel_pf, sel_pi, cand, rows, chunks, int(first), IS_P=is_p, CB=MAX_CHUNKS,
+                    BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=8)
+            _launch(k._sel_resolve, (rows,), logits, stride, vocab, res, flag, sel_k, sel_p, sel_mx, sel_s, sel_win,
+                    zi, sel_pf, sel_pi, cand, rows, chunks, int(first), int(last), IS_P=is_p, CB=MAX_CHUNKS,
+                    BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=16 if cap >= 4096 else 8)
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
-    k._mask[(rows, triton.cdiv(vocab, MASK_BLOCK))](logits, stride, out, out.stride(0), vocab, res, flag,
-                                                    rows, BLOCK=MASK_BLOCK, num_warps=8)
+    _launch(k._mask, (rows, triton.cdiv(vocab, MASK_BLOCK)), logits, stride, out, out.stride(0), vocab, res, flag,
+            rows, BLOCK=MASK_BLOCK, num_warps=8)
     return out
+
+
+def _carve(dtype: torch.dtype, sizes: list[int], dev: torch.device) -> list[torch.Tensor]:
+    """Views of one fresh buffer of `sizes` elements each, every one starting 16-byte aligned.
+
+    Triton specialises kernels on whether each pointer is 16-byte aligned; unaligned views
+    (offsets that depend on B and V) would compile a new variant per shape.
+    """
+    per = 16 // torch.empty((), dtype=dtype).element_size()
+    starts, total = [], 0
+    for n in sizes:
+        starts.append(total)
+        total += -(-n // per) * per
+    buf = torch.empty(total, dtype=dtype, device=dev)
+    return [buf[a:a + n] for a, n in zip(starts, sizes)]
+
+
+# Triton's generic launch binds and specialises every argument on each call (tens of us of host
+# time per launch); a variant launched before is called directly. Its key is what Triton
+# specialises on here: the kernel, the constexprs, the tensors' dtypes and 16-byte alignment.
+_COMPILED: dict[tuple, object] = {}
+
+
+def _launch(kernel, grid, *args, num_warps, **constexprs):
+    key = (kernel, num_warps, *constexprs.items(),
+           *((a.dtype, a.data_ptr() % 16 == 0) for a in args if isinstance(a, torch.Tensor)))
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        _COMPILED[key] = kernel[grid](*args, **constexprs, num_warps=num_warps)
+    else:
+        compiled[(grid + (1, 1))[:3]](*args, *constexprs.values())
 
 
 def _packed_params(batch: SamplerBatch, k) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:

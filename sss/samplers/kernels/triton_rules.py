@@ -1,26 +1,32 @@
 """Triton kernels for `apply_rules` on CUDA: the same rules as `sss.samplers.rules`, fused.
 
-Three stages, each one launch for the whole (possibly mixed) batch:
+Stages, each one launch for the whole (possibly mixed) batch:
 
-1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its online
+1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its
    softmax statistics relative to the chunk's own max: max m, sum of exp(z - m), sum of
    exp(z - m) * (z - m) (for the entropy) and the number of +inf logits. One read of the logits.
    EDT rows need their temperature from the unscaled entropy first, so with EDT in the batch
    the kernel runs twice: unscaled, then (``_edt_stats``) scaled by each EDT row's temperature.
 2. ``_finish_rows``, grid (B,): combines the partials into the row max, log-sum-exp and
-   entropy, computes every threshold rule, the rank cap k of every rank rule and greedy, and
-   for rows with 1 < k < V or top_p < 1 finds the k-th largest logit / the top_p cut by exact
-   selection without a sort (below). Writes one threshold and one temperature per row.
-3. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
+   entropy, computes every threshold rule, the rank cap k of every rank rule and greedy.
+   Writes one threshold and one temperature per row, and the selection targets: k for rows
+   with 1 < k < V, top_p for rows with top_p < 1.
+3. Only when a row of the batch has a target, per target kind (k, then top_p): exact selection
+   without a sort, its first round split over the C programs of a row (``_sel_hist`` and
+   ``_sel_collect``, grid (B, C)), finished per row (``_sel_resolve``, grid (B,)).
+4. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
 
-Selection (``_select``): a count histogram over a value window [lo, hi] of the row (bins are a
-monotone function of the logit, so they split the sorted order exactly), then one more pass that
-copies the few elements of the bin range holding the target into a scratch buffer and sums the
-count / mass of everything above it exactly; the buffer is sorted in registers and the k-th
-value (or the first value whose cumulative mass reaches top_p) read off. top_p picks its bin
-range from lower and upper bounds on each bin's mass (bin width x count). When the range holds
-more elements than the buffer (ties, very dense rows), the window shrinks to the range's
-[min, max] and the histogram repeats; equal values end the loop (ties are kept by ``>=``).
+Selection: a count histogram over a value window [lo, hi] of the row (bins are a monotone
+function of the logit, so they split the sorted order exactly; programs add theirs with integer
+atomics, so the sum does not depend on their order), then one more pass that copies the few
+elements of the bin range holding the target into a candidate buffer (slots taken from an atomic
+counter) and sums the count / mass of everything above it exactly (per program, then in a fixed
+order); the buffer is sorted in registers and the k-th value (or the first value whose cumulative
+mass reaches top_p) read off. top_p picks its bin range from lower and upper bounds on each bin's
+mass (bin width x count). When the range holds more elements than the buffer (ties, very dense
+rows), the window shrinks to the range's [min, max] (for top_p, the half of it that holds the
+cut) and ``_select`` repeats both passes in one program per row until the candidates fit; equal
+values end the loop (ties are kept by ``>=``).
 
 No host synchronisation: everything the host needs (which stages run, block sizes) comes from
 the `SamplerBatch`'s host facts and the shapes.
@@ -35,8 +41,9 @@ import triton.language as tl
 
 # histogram bins (0: above the window, 1..NB-2: the window, NB-1: below it) and the candidate
 # buffer per row; the environment variables are for tuning runs of the benchmark
-NB = int(os.environ.get("SSS_KERNEL_BINS", 256))
-CAP = int(os.environ.get("SSS_KERNEL_CAP", 2048))   # elements sorted in registers at the end
+NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
+CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))   # elements sorted in registers at the end
+SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)       # first window: [max - WINDOW, max] in (scaled) logit units
 MAX_ROUNDS = tl.constexpr(256)    # rounds per target (a guard: each one narrows the window; most rows need 1)
@@ -65,34 +72,37 @@ def _load_row(ptr, offs, V, posinf):
 
 @triton.jit
 def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constexpr):
-    """Per-lane online (max, sum exp, sum exp * shift, +inf count) over [start, stop), one exp per element."""
+    """(max, sum exp, sum exp * shift, +inf count) over [start, stop), block by block.
+
+    Each block is reduced exactly (its max, then one exp per element) and folded into running
+    scalars; per element that is a max, a subtract, an exp and two adds (the per-element online
+    update it replaces cost about twice as many instructions, which the H200 noticed). Rows at
+    T = 1 skip the division (a correctly rounded division is a dozen instructions).
+    """
     lanes = tl.arange(0, BLOCK)
-    m = tl.full([BLOCK], float("-inf"), tl.float32)
-    s = tl.zeros([BLOCK], tl.float32)
-    u = tl.zeros([BLOCK], tl.float32)
-    npinf = tl.zeros([BLOCK], tl.int32)
+    m = float("-inf")
+    s = 0.0
+    u = 0.0
+    npinf = 0
     for off in range(start, stop, BLOCK):
         offs = off + lanes
         x = tl.load(ptr + offs, mask=(offs < V) & (offs < stop), other=float("-inf")).to(tl.float32)
         x = tl.where(x != x, float("-inf"), x)
-        npinf += (x == float("inf")).to(tl.int32)
+        npinf += tl.sum((x == float("inf")).to(tl.int32), axis=0)
         if SCALE:
-            x = tl.math.div_rn(x, t)
-        up = x > m
-        arg = tl.where(up, m - x, x - m)
-        arg = tl.where(x == float("-inf"), float("-inf"), arg)
-        e = tl.exp(arg)
-        corr = tl.where(s > 0, (m - x) * s, 0.0)
+            if t != 1.0:
+                x = tl.math.div_rn(x, t)
+        m_new = tl.maximum(m, tl.max(x, axis=0))
+        ref = tl.where(m_new == float("-inf"), 0.0, m_new)
+        d = x - ref
+        e = tl.exp(d)
         # e == 0 terms are skipped: with logits near the float limit, 0 * inf would be NaN
-        u = tl.where(up, tl.where(e > 0, e * (u + corr), 0.0), u + tl.where(e > 0, e * (x - m), 0.0))
-        s = tl.where(up, s * e + 1.0, s + e)
-        m = tl.maximum(m, x)
-    # fold the lanes into one (max, sum, sum*shift) relative to the chunk max
-    mm = tl.max(m, axis=0)
-    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mm))
-    ss = tl.sum(s * w, axis=0)
-    uu = tl.sum(tl.where(w > 0, w * (u + tl.where(s > 0, (m - mm) * s, 0.0)), 0.0), axis=0)
-    return mm, ss, uu, tl.sum(npinf, axis=0)
+        bu = tl.sum(tl.where(e > 0, e * d, 0.0), axis=0)
+        w = tl.where(m == float("-inf"), 0.0, tl.exp(m - ref))
+        u = tl.where(w > 0, w * (u + (m - ref) * s), 0.0) + bu
+        s = s * w + tl.sum(e, axis=0)
+        m = m_new
+    return m, s, u, npinf
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt"])
@@ -198,143 +208,330 @@ def _bin_of(x, hi2, lo, hi, scale, NBINS: tl.constexpr):
 
 
 @triton.jit
-def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, is_p: tl.constexpr, cand_ptr,
-            BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
-    """Exact k-th largest scaled logit (is_p False) or the top_p cut (is_p True) of one row."""
-    lanes = tl.arange(0, BLOCK)
+def _bin_range(h, a_mass, hi, lo, mx, inv_s, target_k, target_p, IS_P: tl.constexpr, NBINS: tl.constexpr):
+    """(j_lo, j_hi, j_mid) from a row's histogram `h` over [lo, hi]: the bins that hold the k-th
+    largest (one bin) or the top_p cut (from lower / upper bounds of each bin's mass, widened by a
+    bin each side). j_mid splits the top_p range in halves (for top_k it is past the range)."""
     bins = tl.arange(0, NBINS)
+    if IS_P:
+        scale = _scale(hi, lo, NBINS)
+        slack = 1e-5 * (tl.abs(hi) + tl.abs(lo)) + 1e-5
+        step = 2.0 / tl.maximum(scale, 1e-30)
+        jf = bins.to(tl.float32)
+        upper_v = tl.minimum(hi - (jf - 1.0) * step + slack, hi)
+        lower_v = tl.maximum(hi - jf * step - slack, lo)
+        cnt = h.to(tl.float32)
+        up_m = tl.where(bins == 0, 0.0, cnt * tl.exp(upper_v - mx))
+        up_m = tl.where(bins == NBINS - 1, cnt * tl.exp(lo - mx), up_m)
+        low_m = tl.where((bins == 0) | (bins == NBINS - 1), 0.0, cnt * tl.exp(lower_v - mx))
+        up_c = a_mass + tl.cumsum(up_m.to(tl.float64), axis=0) * inv_s
+        low_c = a_mass + tl.cumsum(low_m.to(tl.float64), axis=0) * inv_s
+        j_lo = tl.maximum(tl.sum((up_c < target_p).to(tl.int32), axis=0) - 1, 1)
+        j_hi = tl.minimum(tl.sum((low_c < target_p).to(tl.int32), axis=0) + 1, NBINS - 1)
+        j_mid = (j_lo + j_hi + 1) // 2
+    else:
+        cum = tl.cumsum(h, axis=0)
+        j_lo = tl.maximum(tl.sum((cum < target_k).to(tl.int32), axis=0), 1)
+        j_hi = j_lo
+        j_mid = j_hi + 1
+    return j_lo, j_hi, j_mid
+
+
+@triton.jit
+def _scale(hi, lo, NBINS: tl.constexpr):
+    """Bins per half logit unit over [lo, hi] (halves avoid overflow of hi - lo for extreme windows)."""
+    width2 = hi * 0.5 - lo * 0.5
+    return tl.where(width2 > 0, (NBINS - 2) / width2, 0.0)
+
+
+@triton.jit
+def _pick(cand_ptr, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P: tl.constexpr,
+          NBINS: tl.constexpr, CAPN: tl.constexpr):
+    """The threshold from the n_c <= CAPN candidates: the k-th largest (nb values lie above them),
+    or the first value whose cumulative mass (mb above them) reaches top_p."""
     caps = tl.arange(0, CAPN)
-    hi = mx
-    lo = mx - WINDOW
+    c = tl.load(cand_ptr + caps, mask=caps < n_c, other=float("-inf"))
+    c = tl.sort(c, descending=True)
+    if IS_P:
+        mass = tl.where(c > float("-inf"), tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
+        cum = mb + tl.cumsum(mass, axis=0)
+        first = tl.sum((cum < target_p).to(tl.int32), axis=0)
+        # not reached: rounding left the total below p (keep all), or slack missed
+        missed = tl.where(j_hi == NBINS - 1, float("-inf"), tl.minimum(u_lo, l_lo))
+        result = tl.where(first >= n_c, missed, tl.max(tl.where(caps == first, c, float("-inf")), axis=0))
+    else:
+        result = tl.max(tl.where(caps == target_k - nb - 1, c, float("-inf")), axis=0)
+    return result
+
+
+@triton.jit
+def _narrow(u_hi, u_lo, l_hi, l_lo, mb, mu, target_p, IS_P: tl.constexpr):
+    """The next window when the range held too many candidates: the half that holds the target."""
+    go_up = u_hi > float("-inf")
+    if IS_P:
+        go_up = go_up & ((mb + mu >= target_p) | (l_hi == float("-inf")))
+    return tl.where(go_up, u_hi, l_hi), tl.where(go_up, u_lo, l_lo)
+
+
+@triton.jit
+def _collect(ptr, start, stop, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand_ptr, n_c, count_ptr,
+             IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    """Copy the finite elements of bins j_lo..j_hi in [start, stop) into the candidate buffer (from
+    position n_c, or at positions taken from the counter at count_ptr when given), and return the
+    count and (top_p) mass relative to exp(mx) before the range, the mass of its upper half (bins <
+    j_mid) and each half's [min, max]."""
+    lanes = tl.arange(0, BLOCK)
+    n_c = tl.full([], 0, tl.int32) + n_c
+    hi2 = hi * 0.5
+    scale = _scale(hi, lo, NBINS)
+    cnt_before = tl.zeros([BLOCK], tl.int32)
+    mass_before = tl.zeros([BLOCK], tl.float32)
+    mass_up = tl.zeros([BLOCK], tl.float32)
+    umax = tl.full([BLOCK], float("-inf"), tl.float32)
+    umin = tl.full([BLOCK], float("inf"), tl.float32)
+    lmax = tl.full([BLOCK], float("-inf"), tl.float32)
+    lmin = tl.full([BLOCK], float("inf"), tl.float32)
+    for off in range(start, stop, BLOCK):
+        offs = off + lanes
+        x = _load_row(ptr, offs, V, posinf)
+        x = tl.where(offs < stop, x, float("-inf"))
+        if t != 1.0:
+            x = tl.math.div_rn(x, t)
+        b = _bin_of(x, hi2, lo, hi, scale, NBINS)
+        before = b < j_lo
+        is_c = (b >= j_lo) & (b <= j_hi) & (x > float("-inf"))
+        up = is_c & (b < j_mid)
+        low = is_c & (b >= j_mid)
+        cnt_before += before.to(tl.int32)
+        if IS_P:  # top_k needs counts only
+            e = tl.exp(x - mx)
+            mass_before += tl.where(before, e, 0.0)
+            mass_up += tl.where(up, e, 0.0)
+        umax = tl.maximum(umax, tl.where(up, x, float("-inf")))
+        umin = tl.minimum(umin, tl.where(up, x, float("inf")))
+        if IS_P:  # top_k's range is all "upper half"
+            lmax = tl.maximum(lmax, tl.where(low, x, float("-inf")))
+            lmin = tl.minimum(lmin, tl.where(low, x, float("inf")))
+        ci = is_c.to(tl.int32)
+        n_here = tl.sum(ci, axis=0)
+        if n_here > 0:  # most blocks hold no candidate: skip the scan, the atomic and the store
+            if count_ptr is not None:
+                first = tl.atomic_add(count_ptr, n_here, sem="relaxed")
+            else:
+                first = n_c
+            pos = first + tl.cumsum(ci, axis=0) - 1
+            tl.store(cand_ptr + pos, x, mask=is_c & (pos < CAPN))
+            n_c = first + n_here
+    return (tl.sum(cnt_before, axis=0), tl.sum(mass_before.to(tl.float64), axis=0),
+            tl.sum(mass_up.to(tl.float64), axis=0), tl.max(umax, axis=0), tl.min(umin, axis=0),
+            tl.max(lmax, axis=0), tl.min(lmin, axis=0), n_c)
+
+
+@triton.jit
+def _histogram(ptr, start, stop, V, t, posinf, mx, hi, lo, IS_P: tl.constexpr, BLOCK: tl.constexpr,
+               NBINS: tl.constexpr):
+    """Count histogram of [start, stop) over the window [lo, hi], the number of finite elements and
+    (top_p) the mass above the window relative to exp(mx)."""
+    lanes = tl.arange(0, BLOCK)
+    hi2 = hi * 0.5
+    scale = _scale(hi, lo, NBINS)
+    hist = tl.zeros([NBINS], tl.int32)
+    mass_above = tl.zeros([BLOCK], tl.float32)
+    n_fin = tl.zeros([BLOCK], tl.int32)
+    for off in range(start, stop, BLOCK):
+        offs = off + lanes
+        x = _load_row(ptr, offs, V, posinf)
+        x = tl.where(offs < stop, x, float("-inf"))
+        if t != 1.0:
+            x = tl.math.div_rn(x, t)
+        b = _bin_of(x, hi2, lo, hi, scale, NBINS)
+        hist += tl.histogram(b, NBINS)
+        if IS_P:
+            mass_above += tl.where(b == 0, tl.exp(x - mx), 0.0)
+        n_fin += (x > float("-inf")).to(tl.int32)
+    return hist, tl.sum(mass_above.to(tl.float64), axis=0), tl.sum(n_fin, axis=0)
+
+
+@triton.jit
+def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, IS_P: tl.constexpr, cand_ptr, hi, lo,
+            BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    """Exact k-th largest scaled logit (IS_P False) or the top_p cut (IS_P True) of one row, by one
+    program, starting from the window [lo, hi]: the fallback of `_sel_resolve` for rows whose
+    first round left too many candidates (ties, dense rows)."""
     result = float("-inf")
     done = 0
     rounds = 0
     inv_s = 1.0 / ssum  # float64
     while done == 0:
         rounds += 1
-        hi2 = hi * 0.5
-        width2 = hi2 - lo * 0.5
-        scale = tl.where(width2 > 0, (NBINS - 2) / width2, 0.0)
-        # ---- pass 1: count histogram over the window, exact count and mass above it
-        hist = tl.zeros([NBINS], tl.int32)
-        mass_above = tl.zeros([BLOCK], tl.float32)
-        n_neginf = tl.zeros([BLOCK], tl.int32)
-        for off in range(0, V, BLOCK):
-            x = _load_row(ptr, off + lanes, V, posinf)
-            x = tl.math.div_rn(x, t)
-            b = _bin_of(x, hi2, lo, hi, scale, NBINS)
-            hist += tl.histogram(b, NBINS)
-            if is_p:
-                mass_above += tl.where(b == 0, tl.exp(x - mx), 0.0)
-            else:
-                n_neginf += (x == float("-inf")).to(tl.int32)
-        n_finite = tl.cdiv(V, BLOCK) * BLOCK - tl.sum(n_neginf, axis=0)
-        a_mass = tl.sum(mass_above.to(tl.float64), axis=0) * inv_s
-        if is_p:
-            # bounds on each bin's mass from its value range (with slack for rounding)
-            slack = 1e-5 * (tl.abs(hi) + tl.abs(lo)) + 1e-5
-            step = 2.0 / tl.maximum(scale, 1e-30)
-            jf = bins.to(tl.float32)
-            upper_v = tl.minimum(hi - (jf - 1.0) * step + slack, hi)
-            lower_v = tl.maximum(hi - jf * step - slack, lo)
-            cnt = hist.to(tl.float32)
-            up_m = tl.where(bins == 0, 0.0, cnt * tl.exp(upper_v - mx))
-            up_m = tl.where(bins == NBINS - 1, cnt * tl.exp(lo - mx), up_m)
-            low_m = tl.where((bins == 0) | (bins == NBINS - 1), 0.0, cnt * tl.exp(lower_v - mx))
-            up_c = a_mass + tl.cumsum(up_m.to(tl.float64), axis=0) * inv_s
-            low_c = a_mass + tl.cumsum(low_m.to(tl.float64), axis=0) * inv_s
-            j_lo = tl.sum((up_c < target_p).to(tl.int32), axis=0) - 1
-            j_hi = tl.sum((low_c < target_p).to(tl.int32), axis=0) + 1
-            j_lo = tl.maximum(j_lo, 1)
-            j_hi = tl.minimum(j_hi, NBINS - 1)
+        h, m_above, n_finite = _histogram(ptr, 0, V, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS)
+        j_lo, j_hi, j_mid = _bin_range(h, m_above * inv_s, hi, lo, mx, inv_s, target_k, target_p, IS_P, NBINS)
+        if (not IS_P) and (target_k > n_finite):
+            done = 1  # fewer finite logits than k: no restriction
         else:
-            cum = tl.cumsum(hist, axis=0)
-            j_lo = tl.sum((cum < target_k).to(tl.int32), axis=0)
-            j_lo = tl.maximum(j_lo, 1)
-            j_hi = j_lo
-        few = False
-        if not is_p:
-            few = target_k > n_finite  # fewer finite logits than k: no restriction
-        if few:
-            done = 1
-        else:
-            # ---- pass 2: copy the candidates (bins j_lo..j_hi, finite), count / mass before them.
-            # top_p also sums the exact mass of the range's upper half (bins < j_mid) and keeps
-            # each half's [min, max]: when the range is too large for the buffer, the next window
-            # is the half that holds the cut, so every round narrows even where the mass bounds
-            # are loose (wide windows). top_k's range is one bin: its "upper half" is all of it.
-            if is_p:
-                j_mid = (j_lo + j_hi + 1) // 2
-            else:
-                j_mid = j_hi + 1
-            n_c = 0
-            cnt_before = tl.zeros([BLOCK], tl.int32)
-            mass_before = tl.zeros([BLOCK], tl.float32)
-            mass_up = tl.zeros([BLOCK], tl.float32)
-            umax = tl.full([BLOCK], float("-inf"), tl.float32)
-            umin = tl.full([BLOCK], float("inf"), tl.float32)
-            lmax = tl.full([BLOCK], float("-inf"), tl.float32)
-            lmin = tl.full([BLOCK], float("inf"), tl.float32)
-            for off in range(0, V, BLOCK):
-                x = _load_row(ptr, off + lanes, V, posinf)
-                x = tl.math.div_rn(x, t)
-                b = _bin_of(x, hi2, lo, hi, scale, NBINS)
-                before = b < j_lo
-                is_c = (b >= j_lo) & (b <= j_hi) & (x > float("-inf"))
-                up = is_c & (b < j_mid)
-                low = is_c & (b >= j_mid)
-                e = tl.exp(x - mx)
-                cnt_before += before.to(tl.int32)
-                mass_before += tl.where(before, e, 0.0)
-                mass_up += tl.where(up, e, 0.0)
-                umax = tl.maximum(umax, tl.where(up, x, float("-inf")))
-                umin = tl.minimum(umin, tl.where(up, x, float("inf")))
-                lmax = tl.maximum(lmax, tl.where(low, x, float("-inf")))
-                lmin = tl.minimum(lmin, tl.where(low, x, float("inf")))
-                ci = is_c.to(tl.int32)
-                pos = n_c + tl.cumsum(ci, axis=0) - 1
-                tl.store(cand_ptr + pos, x, mask=is_c & (pos < CAPN))
-                n_c += tl.sum(ci, axis=0)
-            nb = tl.sum(cnt_before, axis=0)
-            mb = tl.sum(mass_before.to(tl.float64), axis=0) * inv_s
-            mu = tl.sum(mass_up.to(tl.float64), axis=0) * inv_s
-            u_hi = tl.max(umax, axis=0)
-            u_lo = tl.min(umin, axis=0)
-            l_hi = tl.max(lmax, axis=0)
-            l_lo = tl.min(lmin, axis=0)
+            nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(ptr, 0, V, V, t, posinf, mx, hi, lo, j_lo, j_hi,
+                                                               j_mid, cand_ptr, 0, None, IS_P, BLOCK, NBINS, CAPN)
             if n_c <= CAPN:
-                c = tl.load(cand_ptr + caps, mask=caps < n_c, other=float("-inf"))
-                c = tl.sort(c, descending=True)
-                if is_p:
-                    mass = tl.where(c > float("-inf"), tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
-                    cum = mb + tl.cumsum(mass, axis=0)
-                    first = tl.sum((cum < target_p).to(tl.int32), axis=0)
-                    if first >= n_c:
-                        # not reached: rounding left the total below p (keep all), or slack missed
-                        result = tl.where(j_hi == NBINS - 1, float("-inf"), tl.minimum(u_lo, l_lo))
-                    else:
-                        result = tl.max(tl.where(caps == first, c, float("-inf")), axis=0)
-                else:
-                    r = target_k - nb - 1
-                    result = tl.max(tl.where(caps == r, c, float("-inf")), axis=0)
+                result = _pick(cand_ptr, n_c, nb, mb * inv_s, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo,
+                               IS_P, NBINS, CAPN)
                 done = 1
             else:
-                go_up = u_hi > float("-inf")
-                if is_p:
-                    go_up = go_up & ((mb + mu >= target_p) | (l_hi == float("-inf")))
-                hi = tl.where(go_up, u_hi, l_hi)
-                lo = tl.where(go_up, u_lo, l_lo)
+                hi, lo = _narrow(u_hi, u_lo, l_hi, l_lo, mb * inv_s, mu * inv_s, target_p, IS_P)
                 if (hi == lo) or (rounds >= MAX_ROUNDS):
                     result = hi  # a tie group holds the target: its value keeps all of it
                     done = 1
     return result
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "B", "C", "calk_stride", "has_edt", "has_bins"])
-def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, fp_ptr, ip_ptr, bp_ptr,
-                 calk_stride, res_ptr, flag_out, cand_ptr, has_edt, has_bins,
-                 CB: tl.constexpr, SELECT: tl.constexpr,
+# ---- selection split over C programs per row (grid B x C), finished per row (grid B), in up to
+# SPLIT_ROUNDS rounds before one program per row takes over (`_select`). Per row, `sel_*` hold
+# what `_finish_rows` decided: the target (k, or top_p; 0 / 1 = none, and set so once the row is
+# done), the scaled max, the float64 normaliser and the window of the next round. Workspace per
+# round: a zeroed [B, NBINS + 1] block (histogram and candidate counter) and float / int
+# partials per (row, program).
+
+@triton.jit
+def _sel_target(sel_k, sel_p, row, IS_P: tl.constexpr):
+    if IS_P:
+        active = tl.load(sel_p + row) < 1.0
+    else:
+        active = tl.load(sel_k + row) > 0
+    return active, tl.load(sel_k + row), tl.load(sel_p + row).to(tl.float64)
+
+
+@triton.jit
+def _sel_window(sel_mx, sel_win, row, B, first):
+    mx = tl.load(sel_mx + row)
+    hi = mx
+    lo = mx - WINDOW
+    if first == 0:
+        hi = tl.load(sel_win + row)
+        lo = tl.load(sel_win + B + row)
+    return mx, hi, lo
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
+def _sel_hist(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_win, zi_ptr, pf_ptr,
+              pi_ptr, B, C, first, IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr):
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    if active:
+        mx, hi, lo = _sel_window(sel_mx, sel_win, row, B, first)
+        t = tl.load(res_ptr + B + row)
+        posinf = tl.load(flag_ptr + row) != 0
+        start = c * chunk
+        h, m_above, n_fin = _histogram(z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t,
+                                       posinf, mx, hi, lo, IS_P, BLOCK, NBINS)
+        tl.atomic_add(zi_ptr + row * (NBINS + 1) + tl.arange(0, NBINS), h, sem="relaxed")
+        o = row * C + c
+        tl.store(pf_ptr + o, m_above.to(tl.float32))
+        tl.store(pi_ptr + o, n_fin)
+
+
+@triton.jit
+def _sel_range(sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first,
+               IS_P: tl.constexpr, CB: tl.constexpr, NBINS: tl.constexpr):
+    """What every program of a row derives alike from the round's histogram."""
+    _, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
+    mx, hi, lo = _sel_window(sel_mx, sel_win, row, B, first)
+    inv_s = 1.0 / tl.load(sel_s + row)
+    cs = tl.arange(0, CB)
+    ok = cs < C
+    a_mass = tl.sum(tl.load(pf_ptr + row * C + cs, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
+    n_finite = tl.sum(tl.load(pi_ptr + row * C + cs, mask=ok, other=0), axis=0)
+    h = tl.load(zi_ptr + row * (NBINS + 1) + tl.arange(0, NBINS))
+    j_lo, j_hi, j_mid = _bin_range(h, a_mass, hi, lo, mx, inv_s, target_k, target_p, IS_P, NBINS)
+    few = False
+    if not IS_P:
+        few = target_k > n_finite  # fewer finite logits than k: no restriction
+    return target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
+def _sel_collect(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr,
+                 pf_ptr, pi_ptr, cand_ptr, B, C, first, IS_P: tl.constexpr, CB: tl.constexpr,
                  BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    if active:
+        tk, tp, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS)
+        if not few:
+            t = tl.load(res_ptr + B + row)
+            posinf = tl.load(flag_ptr + row) != 0
+            start = c * chunk
+            nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
+                z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo,
+                j_lo, j_hi, j_mid, cand_ptr + row.to(tl.int64) * CAPN, 0, zi_ptr + row * (NBINS + 1) + NBINS,
+                IS_P, BLOCK, NBINS, CAPN)
+            o = row * C + c
+            n = B * C
+            tl.store(pi_ptr + n + o, nb)
+            tl.store(pf_ptr + n + o, mb.to(tl.float32))
+            tl.store(pf_ptr + 2 * n + o, mu.to(tl.float32))
+            tl.store(pf_ptr + 3 * n + o, u_hi)
+            tl.store(pf_ptr + 4 * n + o, u_lo)
+            tl.store(pf_ptr + 5 * n + o, l_hi)
+            tl.store(pf_ptr + 6 * n + o, l_lo)
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "B", "C", "first", "last"])
+def _sel_resolve(z_ptr, stride_z, V, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr,
+                 pi_ptr, cand_ptr, B, C, first, last, IS_P: tl.constexpr,
+                 CB: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+    row = tl.program_id(0)
+    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    if active:
+        target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS)
+        result = float("-inf")
+        done = True
+        if not few:
+            cs = tl.arange(0, CB)
+            ok = cs < C
+            n = B * C
+            o = row * C + cs
+            nb = tl.sum(tl.load(pi_ptr + n + o, mask=ok, other=0), axis=0)
+            mb = tl.sum(tl.load(pf_ptr + n + o, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
+            mu = tl.sum(tl.load(pf_ptr + 2 * n + o, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
+            u_hi = tl.max(tl.load(pf_ptr + 3 * n + o, mask=ok, other=float("-inf")), axis=0)
+            u_lo = tl.min(tl.load(pf_ptr + 4 * n + o, mask=ok, other=float("inf")), axis=0)
+            l_hi = tl.max(tl.load(pf_ptr + 5 * n + o, mask=ok, other=float("-inf")), axis=0)
+            l_lo = tl.min(tl.load(pf_ptr + 6 * n + o, mask=ok, other=float("inf")), axis=0)
+            n_c = tl.load(zi_ptr + row * (NBINS + 1) + NBINS)
+            cand = cand_ptr + row.to(tl.int64) * CAPN
+            if (n_c <= SMALL_CAP) & (n_c <= CAPN):  # the usual case: sort a short buffer
+                result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS,
+                               SMALL_CAP)
+            elif n_c <= CAPN:
+                result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN)
+            else:
+                hi, lo = _narrow(u_hi, u_lo, l_hi, l_lo, mb, mu, target_p, IS_P)
+                if hi == lo:
+                    result = hi  # a tie group holds the target: its value keeps all of it
+                elif last != 0:
+                    t = tl.load(res_ptr + B + row)
+                    posinf = tl.load(flag_ptr + row) != 0
+                    result = _select(z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, 1.0 / inv_s,
+                                     target_k, target_p, IS_P, cand, hi, lo, BLOCK, NBINS, CAPN)
+                else:  # another split round over the narrower window
+                    tl.store(sel_win + row, hi)
+                    tl.store(sel_win + B + row, lo)
+                    done = False
+        if done:
+            tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
+            if IS_P:
+                tl.store(sel_p + row, 1.0)
+            else:
+                tl.store(sel_k + row, 0)
+
+
+@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins"])
+def _finish_rows(V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, fp_ptr, ip_ptr, bp_ptr,
+                 calk_stride, res_ptr, flag_out, sel_k, sel_p, sel_mx, sel_s, has_edt, has_bins,
+                 CB: tl.constexpr, SELECT: tl.constexpr):
     row = tl.program_id(0)
     mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
     t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
@@ -376,18 +573,14 @@ def _finish_rows(z_ptr, stride_z, V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, f
     k = tl.where(greedy, 1, k)
     thr = tl.where(k == 1, tl.maximum(thr, mx), thr)
     if SELECT:
+        # the selections run next, split over programs (_sel_hist, _sel_collect, _sel_resolve)
         top_p = tl.load(fp_ptr + F_TOP_P * B + row)
         need_k = (k > 1) & (k < V) & (not all_neginf)
         need_p = (top_p < 1.0) & (not all_neginf) & (thr < mx)
-        if need_k | need_p:
-            ptr = z_ptr + row.to(tl.int64) * stride_z
-            crow = cand_ptr + row.to(tl.int64) * CAPN
-            if need_k:
-                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, k, 1.0, False, crow,
-                                              BLOCK, NBINS, CAPN))
-            if need_p:
-                thr = tl.maximum(thr, _select(ptr, V, t, posinf, mx, ssum, 0, top_p.to(tl.float64), True,
-                                              crow, BLOCK, NBINS, CAPN))
+        tl.store(sel_k + row, tl.where(need_k, k, 0))
+        tl.store(sel_p + row, tl.where(need_p, top_p, 1.0))
+        tl.store(sel_mx + row, mx)
+        tl.store(sel_s + row, ssum)
     # the argmax is always kept
     thr = tl.minimum(thr, mx)
     tl.store(res_ptr + row, thr)
@@ -403,6 +596,7 @@ def _mask(z_ptr, stride_z, out_ptr, stride_o, V, res_ptr, flag_ptr, B, BLOCK: tl
     t = tl.load(res_ptr + B + row)
     posinf = tl.load(flag_ptr + row) != 0
     x = _load_row(z_ptr + row.to(tl.int64) * stride_z, offs, V, posinf)
-    x = tl.math.div_rn(x, t)
+    if t != 1.0:
+        x = tl.math.div_rn(x, t)
     out = tl.where(x >= thr, x, float("-inf"))
     tl.store(out_ptr + row.to(tl.int64) * stride_o + offs, out, mask=offs < V)

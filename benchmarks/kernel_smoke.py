@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Quick check of the sampler kernel on a GPU: kept sets against the torch path, and wall time
+against the `amax` floor, for a few rules at V = 151,936 (a minute; the full runs are
+`scripts/gpu-tests.sh`). Used while tuning launch shapes (SSS_KERNEL_CHUNK / SSS_KERNEL_WARPS).
+
+    python benchmarks/kernel_smoke.py [--rows 1 64 256] [--rules none top_p ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import faulthandler
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "samplers"))
+
+import torch  # noqa: E402
+
+from sss.samplers import SamplerBatch, apply_rules  # noqa: E402
+from test_kernels_gpu import SPECS, make_rows, torch_path  # noqa: E402
+
+
+def wall(fn, repeats: int = 30) -> float:
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1e6
+
+
+def device_us(fn, repeats: int = 30) -> float:
+    """Median device time of one call (CUDA events around it), launch gaps included."""
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) * 1e3)
+    return statistics.median(times)
+
+
+def host_us(fn, repeats: int = 30) -> float:
+    """Median host time of one call, not waiting for the device."""
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    torch.cuda.synchronize()
+    return statistics.median(times) * 1e6
+
+
+def profile(fn, repeats: int = 10) -> None:
+    """Each kernel's mean device time per call (torch.profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+    with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(repeats):
+            fn()
+        torch.cuda.synchronize()
+    for e in sorted(prof.key_averages(), key=lambda e: -e.device_time_total)[:8]:
+        if e.device_time_total > 0:
+            print(f"    {e.key[:40]:40s} {e.device_time_total / repeats:8.1f} us/call  x{e.count // repeats}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, nargs="+", default=[1, 64, 256])
+    ap.add_argument("--rules", nargs="+", default=["none", "min_p", "edt", "top_k=20", "top_p=0.9",
+                                                      "calibrated_topk", "stack:all", "mixed"])
+    ap.add_argument("--vocab", type=int, default=151936)
+    ap.add_argument("--profile", action="store_true", help="also print each kernel's device time")
+    ap.add_argument("--hang", type=float, default=60, help="dump stacks and exit after this many seconds")
+    args = ap.parse_args()
+    faulthandler.dump_traceback_later(args.hang, exit=True)
+    print(torch.cuda.get_device_name(), flush=True)
+    mixed = list(SPECS.values())
+    for rows in args.rows:
+        z = make_rows("peaked", rows, args.vocab, seed=rows).cuda()
+        floor = wall(lambda: z.amax(-1))
+        floor_dev = device_us(lambda: z.amax(-1))
+        for name in args.rules:
+            specs = [mixed[i % len(mixed)] for i in range(rows)] if name == "mixed" else [SPECS[name]] * rows
+            batch = SamplerBatch.from_specs(specs, device="cuda")
+            out = apply_rules(z, batch)
+            with torch_path():
+                ref = apply_rules(z, batch)
+                t_torch = wall(lambda: apply_rules(z, batch), 10)
+            diff = int(((out > -math.inf) != (ref > -math.inf)).any(dim=1).sum())
+            t = wall(lambda: apply_rules(z, batch))
+            dev = device_us(lambda: apply_rules(z, batch))
+            host = host_us(lambda: apply_rules(z, batch))
+            if args.profile:
+                profile(lambda: apply_rules(z, batch))
+            print(f"B={rows:4d} {name:18s} kernel {t:7.1f} us  x floor {t / floor:5.2f}  device {dev:7.1f} "
+                  f"host {host:6.1f}  torch {t_torch:7.1f}  floor {floor:5.1f} dev {floor_dev:5.1f}  "
+                  f"differ {diff}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

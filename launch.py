@@ -32,11 +32,14 @@ def refuse_moved_keys(argv: list[str]) -> None:
 
     for arg in argv:
         key, _, value = arg.lstrip("+~").partition("=")
-        if key.startswith("model.") and key[len("model."):] in MOVED_TO_ENGINE:
-            name = key[len("model."):]
+        if key.startswith("model.") and key[len("model.") :] in MOVED_TO_ENGINE:
+            name = key[len("model.") :]
             hint = f"engine={value}" if name == "engine" else f"engine.{name}={value}"
-            print(f"error: {key} is now set through the engine group: use {hint} "
-                  f"(engines: {', '.join(ENGINES)}; docs/engines.md)", file=sys.stderr)
+            print(
+                f"error: {key} is now set through the engine group: use {hint} "
+                f"(engines: {', '.join(ENGINES)}; docs/engines.md)",
+                file=sys.stderr,
+            )
             sys.exit(2)
 
 
@@ -56,8 +59,7 @@ def refuse_bad_early_values(argv: list[str]) -> None:
         key = key.lstrip("+~")
         try:
             if key == "sweep" and value not in sweeps:
-                raise ConfigError(f"sweep = {value!r} is not allowed: expected one of {sweeps} "
-                                  "(the files in sweeps/)")
+                raise ConfigError(f"sweep = {value!r} is not allowed: expected one of {sweeps} (the files in sweeps/)")
             if key == "output_root":
                 check_output_root(value)
         except ConfigError as exc:
@@ -80,8 +82,16 @@ def refuse_bad_config(argv: list[str]) -> None:
         args = get_args_parser().parse_args(argv)
     except SystemExit:
         return  # Hydra reports its own usage errors
-    if (args.help or args.hydra_help or args.info or args.shell_completion or args.config_path
-            or args.config_name or args.config_dir or args.experimental_rerun):
+    if (
+        args.help
+        or args.hydra_help
+        or args.info
+        or args.shell_completion
+        or args.config_path
+        or args.config_name
+        or args.config_dir
+        or args.experimental_rerun
+    ):
         return
     try:
         parsed = OverridesParser.create().parse_overrides(args.overrides)
@@ -89,8 +99,9 @@ def refuse_bad_config(argv: list[str]) -> None:
         variants = [fixed]
         for override in parsed if args.multirun else []:
             if override.is_sweep_override() and override.value_type.name != "GLOB_CHOICE_SWEEP":
-                variants += [[*fixed, f"{override.get_key_element()}={value}"]
-                             for value in override.sweep_string_iterator()]
+                variants += [
+                    [*fixed, f"{override.get_key_element()}={value}"] for value in override.sweep_string_iterator()
+                ]
         for overrides in variants:
             compose(overrides, ROOT / "conf")
     except (ConfigError, HydraException) as exc:

@@ -41,7 +41,7 @@ os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
 
 import numpy as np  # noqa: E402
 
-from machine import cpu_name  # benchmarks/machine.py (this script's folder is on sys.path)
+from machine import cpu_name  # noqa: E402 -- benchmarks/machine.py (this script's folder is on sys.path)
 
 
 def synthetic_steps(n: int, k: int, seed: int = 0):
@@ -60,17 +60,31 @@ def synthetic_steps(n: int, k: int, seed: int = 0):
         top[:, r] = top[:, r - 1] * decay
     rank = np.where(rng.random(n) < p_max, 1, 2 + rng.geometric(0.35, n) - 1).astype(np.int32)
     gold = np.where(rank <= k, top[np.arange(n), np.minimum(rank, k) - 1], 1e-6).astype(np.float32)
-    return StepColumns(doc_id=np.arange(n, dtype=np.int64) // 150,
-                       position=(np.arange(n) % 150).astype(np.int32),
-                       token_id=rng.integers(0, 49152, n, dtype=np.int32), rank=rank, prob=gold, p_max=p_max,
-                       top_ids=np.zeros((n, k), np.int32), top_probs=top)
+    return StepColumns(
+        doc_id=np.arange(n, dtype=np.int64) // 150,
+        position=(np.arange(n) % 150).astype(np.int32),
+        token_id=rng.integers(0, 49152, n, dtype=np.int32),
+        rank=rank,
+        prob=gold,
+        p_max=p_max,
+        top_ids=np.zeros((n, k), np.int32),
+        top_probs=top,
+    )
 
 
 def write_jsonl(steps, n: int, path: Path) -> None:
     with open(path, "w") as fh:
         for i in range(n):
-            fh.write(json.dumps({"gt": int(steps.token_id[i]), "top_ids": steps.top_ids[i].tolist(),
-                                 "top_probs": [f"{p:.8f}" for p in steps.top_probs[i].tolist()]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "gt": int(steps.token_id[i]),
+                        "top_ids": steps.top_ids[i].tolist(),
+                        "top_probs": [f"{p:.8f}" for p in steps.top_probs[i].tolist()],
+                    }
+                )
+                + "\n"
+            )
 
 
 def read_jsonl(path: Path, k: int):
@@ -113,10 +127,17 @@ def bench_grid(n: int, k: int, jsonl_tokens: int, folder: Path) -> dict:
     assert np.allclose(top, steps.top_probs[:jsonl_tokens], atol=1e-8)
     per_token = jsonl_s / jsonl_tokens
     return {
-        "tokens": n, "top_k": k, "generate_s": round(generate_s, 2), "write_parquet_s": round(write_s, 2),
-        "parquet_mb": round(size_mb, 1), "grid_fit_s_runs": [round(x, 3) for x in times],
-        "grid_fit_s": round(grid_fit_s, 3), "fit": {key: summary["fit"][key] for key in ("a", "b", "r2")},
-        "jsonl_tokens": jsonl_tokens, "jsonl_mb": round(jsonl_mb, 1), "jsonl_read_s": round(jsonl_s, 3),
+        "tokens": n,
+        "top_k": k,
+        "generate_s": round(generate_s, 2),
+        "write_parquet_s": round(write_s, 2),
+        "parquet_mb": round(size_mb, 1),
+        "grid_fit_s_runs": [round(x, 3) for x in times],
+        "grid_fit_s": round(grid_fit_s, 3),
+        "fit": {key: summary["fit"][key] for key in ("a", "b", "r2")},
+        "jsonl_tokens": jsonl_tokens,
+        "jsonl_mb": round(jsonl_mb, 1),
+        "jsonl_read_s": round(jsonl_s, 3),
         "jsonl_read_s_extrapolated": round(per_token * n, 1),
         "ratio_jsonl_read_over_grid_fit": round(per_token * n / grid_fit_s, 1),
     }
@@ -132,16 +153,25 @@ def bench_trace(engines: list[str], docs: int, data: Path) -> dict:
     from sss.models import resolve_model_path
 
     path = resolve_model_path("embedded:smollm2-135m-instruct")
-    options = {"data": "gsm8k", "data_files": str(data), "limit": docs, "top_k": 20, "batch_size": 8,
-               "max_length": 2048}
+    options = {
+        "data": "gsm8k",
+        "data_files": str(data),
+        "limit": docs,
+        "top_k": 20,
+        "batch_size": 8,
+        "max_length": 2048,
+    }
     sequences = encode(load_examples(options), AutoTokenizer.from_pretrained(path), True, 2048)
     tokens = sum(s.n_answer for s in sequences)
-    out = {"documents": docs, "answer_tokens": tokens,
-           "all_tokens": sum(len(s.input_ids) for s in sequences), "engines": {}}
+    out = {
+        "documents": docs,
+        "answer_tokens": tokens,
+        "all_tokens": sum(len(s.input_ids) for s in sequences),
+        "engines": {},
+    }
     cpu = lambda: resource.getrusage(resource.RUSAGE_SELF)  # noqa: E731
     for engine in engines:
-        model_cfg = {"dtype": "float32", "device": "cpu", "enforce_eager": True,
-                     "kv_cache_memory_bytes": 512 << 20}
+        model_cfg = {"dtype": "float32", "device": "cpu", "enforce_eager": True, "kv_cache_memory_bytes": 512 << 20}
         t = time.perf_counter()
         loaded = load_engine(engine, path, model_cfg, options)
         load_s = time.perf_counter() - t
@@ -152,9 +182,13 @@ def bench_trace(engines: list[str], docs: int, data: Path) -> dict:
         after = cpu()
         cpu_s = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         assert len(steps) == tokens
-        out["engines"][engine] = {"load_s": round(load_s, 1), "trace_s": round(wall, 2),
-                                  "tokens_per_s": round(tokens / wall, 1), "cpu_s": round(cpu_s, 1),
-                                  "tokens_per_cpu_s": round(tokens / cpu_s, 1)}
+        out["engines"][engine] = {
+            "load_s": round(load_s, 1),
+            "trace_s": round(wall, 2),
+            "tokens_per_s": round(tokens / wall, 1),
+            "cpu_s": round(cpu_s, 1),
+            "tokens_per_cpu_s": round(tokens / cpu_s, 1),
+        }
         print(f"  {engine}: {out['engines'][engine]}", flush=True)
         del loaded
     return out
@@ -173,8 +207,13 @@ def main() -> None:
 
     import torch
 
-    result = {"cpu": cpu_name(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "load_avg_start": os.getloadavg(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    result = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_avg_start": os.getloadavg(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
     with tempfile.TemporaryDirectory(prefix="bench-calibration-") as tmp:
         result["grid"] = bench_grid(args.tokens, args.top_k, args.jsonl_tokens, Path(tmp))
     print(json.dumps(result["grid"], indent=1), flush=True)
@@ -189,8 +228,10 @@ def main() -> None:
     print(f"\n{result['cpu']}, {result['cores']} cores, load {result['load_avg_start']}")
     print("| tokens | grid+fit s (median of 3) | JSONL read s (extrapolated) | ratio |")
     print("|---|---|---|---|")
-    print(f"| {g['tokens']:,} | {g['grid_fit_s']} | {g['jsonl_read_s_extrapolated']} "
-          f"({g['jsonl_read_s']} s for {g['jsonl_tokens']:,}) | {g['ratio_jsonl_read_over_grid_fit']}x |")
+    print(
+        f"| {g['tokens']:,} | {g['grid_fit_s']} | {g['jsonl_read_s_extrapolated']} "
+        f"({g['jsonl_read_s']} s for {g['jsonl_tokens']:,}) | {g['ratio_jsonl_read_over_grid_fit']}x |"
+    )
     if "trace" in result:
         print("\n| engine | answer tokens/s | tokens per CPU s | load s |")
         print("|---|---|---|---|")

@@ -70,9 +70,15 @@ def cpu_main(args) -> dict:
     from sss.models import resolve_model_path
     from sss.models.embedded import cache_root
 
-    overrides = ["task=gsm8k_cot", f"task.data_files={Path(args.gsm8k).resolve()}",
-                 f"task.limit={args.limit}", f"task.repeats={args.repeats}",
-                 f"task.max_gen_toks={args.new_tokens}", "sampler=min_p", "sampler.min_p=0.1"]
+    overrides = [
+        "task=gsm8k_cot",
+        f"task.data_files={Path(args.gsm8k).resolve()}",
+        f"task.limit={args.limit}",
+        f"task.repeats={args.repeats}",
+        f"task.max_gen_toks={args.new_tokens}",
+        "sampler=min_p",
+        "sampler.min_p=0.1",
+    ]
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         settings = validate(compose(config_name="config", overrides=overrides))
     config = settings.config
@@ -83,12 +89,15 @@ def cpu_main(args) -> dict:
     def build(kind: str):
         if kind == "generate":
             from sss.engines.hf import HFEngine
+
             return HFEngine(path, dtype="float32", loop="generate", batch_size=16)
         if kind == "hf":
             from sss.engines.hf import HFEngine
+
             return HFEngine(path, dtype="float32")
         if kind == "vllm":
             from sss.engines.vllm_generator import VLLMEngine
+
             return VLLMEngine(path, dtype="float32")
         raise ValueError(kind)
 
@@ -99,13 +108,28 @@ def cpu_main(args) -> dict:
         engine = Timed(build(kind))
         load_s = time.perf_counter() - start
         lm = SamplerLM(engine, sampler=settings.spec, seed=settings.seed)
-        lm_eval.simple_evaluate(model=lm, tasks=[str(p) for p in task_files],
-                                task_manager=TaskManager(include_defaults=False), limit=args.limit,
-                                log_samples=False, random_seed=0, numpy_random_seed=0,
-                                torch_random_seed=0, fewshot_random_seed=0)
-        rows.append({"engine": kind, "load_s": round(load_s, 1), "generate_s": round(engine.seconds, 1),
-                     "tokens": engine.tokens, "tokens_per_s": round(engine.tokens / engine.seconds, 1),
-                     "samples": len(engine.texts), "texts": engine.texts})
+        lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[str(p) for p in task_files],
+            task_manager=TaskManager(include_defaults=False),
+            limit=args.limit,
+            log_samples=False,
+            random_seed=0,
+            numpy_random_seed=0,
+            torch_random_seed=0,
+            fewshot_random_seed=0,
+        )
+        rows.append(
+            {
+                "engine": kind,
+                "load_s": round(load_s, 1),
+                "generate_s": round(engine.seconds, 1),
+                "tokens": engine.tokens,
+                "tokens_per_s": round(engine.tokens / engine.seconds, 1),
+                "samples": len(engine.texts),
+                "texts": engine.texts,
+            }
+        )
         del engine, lm
         torch.set_num_threads(threads)  # vLLM's CPU worker pins the thread count of its process
         print(f"{kind}: {rows[-1]['generate_s']} s, {rows[-1]['tokens']} tokens", flush=True)
@@ -118,11 +142,20 @@ def cpu_main(args) -> dict:
     for r in rows:
         r["texts_equal_to_generate"] = f"{same[r['engine']]}/{len(r['texts'])}"
         del r["texts"]
-    return {"mode": "cpu", "machine": cpu_name(), "threads": torch.get_num_threads(),
-            "workload": {"task": "gsm8k_cot 5-shot", "questions": args.limit, "repeats": args.repeats,
-                         "max_new_tokens": args.new_tokens, "sampler": "min_p 0.1",
-                         "model": "SmolLM2-135M-Instruct float32"},
-            "rows": rows}
+    return {
+        "mode": "cpu",
+        "machine": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "workload": {
+            "task": "gsm8k_cot 5-shot",
+            "questions": args.limit,
+            "repeats": args.repeats,
+            "max_new_tokens": args.new_tokens,
+            "sampler": "min_p 0.1",
+            "model": "SmolLM2-135M-Instruct float32",
+        },
+        "rows": rows,
+    }
 
 
 class ByteTokenizer:
@@ -147,9 +180,16 @@ def gpu_main(args) -> dict:
     from sss.samplers import SamplerBatch, SamplerSpec, apply_rules
 
     hf_kv.register()
-    config = Qwen2Config(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
-                         num_attention_heads=12, num_key_value_heads=2, vocab_size=151936,
-                         max_position_embeddings=32768, tie_word_embeddings=True)
+    config = Qwen2Config(
+        hidden_size=1536,
+        intermediate_size=8960,
+        num_hidden_layers=28,
+        num_attention_heads=12,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+    )
     config._attn_implementation = hf_kv.ATTENTION_NAME
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16).cuda().eval()
@@ -157,10 +197,15 @@ def gpu_main(args) -> dict:
     engine.eos_ids = frozenset()  # random weights: generate every token
     prefix = "Question: a shared few-shot prefix of exemplars. " * 20
     rows = []
-    for label, spec in (("no-op rules", SamplerSpec(temperature=1.0)), ("top_p 0.9", SamplerSpec(top_p=0.9)),
-                        ("min_p 0.1", SamplerSpec(min_p=0.1))):
-        requests = [Request(prefix + f"Q{i}:", spec, seed=i, max_new_tokens=args.new_tokens, group="g")
-                    for i in range(args.rows)]
+    for label, spec in (
+        ("no-op rules", SamplerSpec(temperature=1.0)),
+        ("top_p 0.9", SamplerSpec(top_p=0.9)),
+        ("min_p 0.1", SamplerSpec(min_p=0.1)),
+    ):
+        requests = [
+            Request(prefix + f"Q{i}:", spec, seed=i, max_new_tokens=args.new_tokens, group="g")
+            for i in range(args.rows)
+        ]
         engine.generate(requests[:2], progress=False)  # warm-up
         torch.cuda.synchronize()
         start = time.perf_counter()
@@ -180,12 +225,25 @@ def gpu_main(args) -> dict:
         torch.cuda.synchronize()
         rules_ms = (time.perf_counter() - t) / 20 * 1e3
         step_ms = seconds / args.new_tokens * 1e3
-        rows.append({"rules": label, "rows": args.rows, "new_tokens": args.new_tokens,
-                     "tokens_per_s": round(tokens / seconds, 1), "step_ms": round(step_ms, 2),
-                     "rules_ms": round(rules_ms, 3), "rules_share": round(rules_ms / step_ms, 4)})
+        rows.append(
+            {
+                "rules": label,
+                "rows": args.rows,
+                "new_tokens": args.new_tokens,
+                "tokens_per_s": round(tokens / seconds, 1),
+                "step_ms": round(step_ms, 2),
+                "rules_ms": round(rules_ms, 3),
+                "rules_share": round(rules_ms / step_ms, 4),
+            }
+        )
         print(rows[-1], flush=True)
-    return {"mode": "gpu", "device": torch.cuda.get_device_name(), "torch": torch.__version__,
-            "model": "Qwen2.5-1.5B-shaped, random weights, bfloat16", "rows": rows}
+    return {
+        "mode": "gpu",
+        "device": torch.cuda.get_device_name(),
+        "torch": torch.__version__,
+        "model": "Qwen2.5-1.5B-shaped, random weights, bfloat16",
+        "rows": rows,
+    }
 
 
 def main() -> None:
@@ -205,7 +263,7 @@ def main() -> None:
     if not args.gpu and not args.gsm8k:
         parser.error("--gsm8k <test.jsonl> is required in CPU mode")
     result = gpu_main(args) if args.gpu else cpu_main(args)
-    result["date"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    result["date"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2))

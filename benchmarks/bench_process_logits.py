@@ -79,8 +79,7 @@ def cases(batch_size: int):
     singles = rule_specs()
     out = list(singles)
     cycle = [spec for name, spec in singles if name != "none"]
-    out.append(("mixed",
-                [cycle[i % len(cycle)] for i in range(batch_size)]))
+    out.append(("mixed", [cycle[i % len(cycle)] for i in range(batch_size)]))
     return out
 
 
@@ -139,13 +138,15 @@ def device_info(device: torch.device, threads: int) -> dict:
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
-        info.update({
-            "gpu": torch.cuda.get_device_name(device),
-            "gpu_memory_gib": round(props.total_memory / 2**30, 1),
-            "gpu_sms": props.multi_processor_count,
-            "gpu_capability": f"{props.major}.{props.minor}",
-            "cuda": torch.version.cuda,
-        })
+        info.update(
+            {
+                "gpu": torch.cuda.get_device_name(device),
+                "gpu_memory_gib": round(props.total_memory / 2**30, 1),
+                "gpu_sms": props.multi_processor_count,
+                "gpu_capability": f"{props.major}.{props.minor}",
+                "cuda": torch.version.cuda,
+            }
+        )
     return info
 
 
@@ -158,9 +159,11 @@ class Timings(list):
 def timer(device: torch.device):
     gpu = device.type == "cuda"
     if gpu:
+
         def sync():
             torch.cuda.synchronize(device)
     else:
+
         def sync():
             pass
 
@@ -198,6 +201,7 @@ def dev_ms(t: Timings) -> float | None:
 
 def torch_path(fn):
     """fn run with the kernels switched off (SSS_SAMPLER_KERNELS=0): the torch code."""
+
     def run():
         old = os.environ.get("SSS_SAMPLER_KERNELS")
         os.environ["SSS_SAMPLER_KERNELS"] = "0"
@@ -208,6 +212,7 @@ def torch_path(fn):
                 del os.environ["SSS_SAMPLER_KERNELS"]
             else:
                 os.environ["SSS_SAMPLER_KERNELS"] = old
+
     return run
 
 
@@ -240,23 +245,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None, help="timed calls per case (default: cuda 100, cpu 20)")
     ap.add_argument("--min-repeats", type=int, default=5, help="timed calls per case even past --budget")
     ap.add_argument("--warmup", type=int, default=None, help="untimed calls per case (default: cuda 10, cpu 2)")
-    ap.add_argument("--budget", type=float, default=None,
-                    help="seconds per case after which timing stops (default: cuda 10, cpu 3)")
+    ap.add_argument(
+        "--budget", type=float, default=None, help="seconds per case after which timing stops (default: cuda 10, cpu 3)"
+    )
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: os.cpu_count())")
     ap.add_argument("--scale", type=float, default=3.0, help="logits = randn * scale (default 3)")
-    ap.add_argument("--logits", choices=["peaked", "normal"], default="peaked",
-                    help="peaked (default): one token per row set so p_max spreads over (0,1); normal: randn*scale")
+    ap.add_argument(
+        "--logits",
+        choices=["peaked", "normal"],
+        default="peaked",
+        help="peaked (default): one token per row set so p_max spreads over (0,1); normal: randn*scale",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--rules", default=None, help="comma-separated subset of rule names (default: all)")
     ap.add_argument("--no-apply-rules", action="store_true", help="skip the apply_rules (prebuilt batch) timing")
     ap.add_argument("--no-from-specs", action="store_true", help="skip the SamplerBatch.from_specs timing")
-    ap.add_argument("--no-torch", action="store_true",
-                    help="on cuda, skip the torch-path column (apply_rules with SSS_SAMPLER_KERNELS=0)")
+    ap.add_argument(
+        "--no-torch",
+        action="store_true",
+        help="on cuda, skip the torch-path column (apply_rules with SSS_SAMPLER_KERNELS=0)",
+    )
     ap.add_argument("--dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     ap.add_argument("--label", default=None, help="free text stored in the JSON meta (e.g. which code was measured)")
-    ap.add_argument("--out", default=None,
-                    help="JSON path; a .csv and a .md are written beside it "
-                         "(default benchmarks/results/process_logits_<device>_<date>.json)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="JSON path; a .csv and a .md are written beside it "
+        "(default benchmarks/results/process_logits_<device>_<date>.json)",
+    )
     args = ap.parse_args(argv)
 
     device = torch.device(args.device)
@@ -271,33 +287,46 @@ def main(argv: list[str] | None = None) -> int:
     sizes = parse_sizes(args.batch_sizes)
     wanted = set(args.rules.split(",")) if args.rules else None
 
-    today = _dt.datetime.now(_dt.timezone.utc)
-    out = Path(args.out) if args.out else (
-        REPO_ROOT / "benchmarks" / "results" / f"process_logits_{device.type}_{today:%Y%m%d}.json")
+    today = _dt.datetime.now(_dt.UTC)
+    out = (
+        Path(args.out)
+        if args.out
+        else (REPO_ROOT / "benchmarks" / "results" / f"process_logits_{device.type}_{today:%Y%m%d}.json")
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
 
     meta = device_info(device, threads)
-    meta.update({
-        "date_utc": today.isoformat(timespec="seconds"),
-        "vocab": args.vocab,
-        "dtype": args.dtype,
-        "kernels": gpu and os.environ.get("SSS_SAMPLER_KERNELS", "1") != "0",
-        "logits": f"{args.logits}: randn * {args.scale}" + (
-            ", one token per row boosted so p_max = (i + 0.5) / B, rows shuffled" if args.logits == "peaked" else ""),
-        "seed": args.seed,
-        "batch_sizes": sizes,
-        "warmup": warmup,
-        "repeats_max": repeats,
-        "min_repeats": args.min_repeats,
-        "budget_s_per_case": budget,
-        "timing": ("wall clock per call, torch.cuda.synchronize() before and after each call; median"
-                   if gpu else "wall clock per call (time.perf_counter); median"),
-        "floor": "logits.amax(-1), re-timed (same warmup/repeats) just before each case",
-        "label": args.label,
-    })
+    meta.update(
+        {
+            "date_utc": today.isoformat(timespec="seconds"),
+            "vocab": args.vocab,
+            "dtype": args.dtype,
+            "kernels": gpu and os.environ.get("SSS_SAMPLER_KERNELS", "1") != "0",
+            "logits": f"{args.logits}: randn * {args.scale}"
+            + (
+                ", one token per row boosted so p_max = (i + 0.5) / B, rows shuffled" if args.logits == "peaked" else ""
+            ),
+            "seed": args.seed,
+            "batch_sizes": sizes,
+            "warmup": warmup,
+            "repeats_max": repeats,
+            "min_repeats": args.min_repeats,
+            "budget_s_per_case": budget,
+            "timing": (
+                "wall clock per call, torch.cuda.synchronize() before and after each call; median"
+                if gpu
+                else "wall clock per call (time.perf_counter); median"
+            ),
+            "floor": "logits.amax(-1), re-timed (same warmup/repeats) just before each case",
+            "label": args.label,
+        }
+    )
     desc = meta.get("gpu") or meta["cpu"]
-    print(f"# process_logits benchmark: {device.type} ({desc}), torch {meta['torch']}, "
-          f"threads {threads}, V = {args.vocab}", flush=True)
+    print(
+        f"# process_logits benchmark: {device.type} ({desc}), torch {meta['torch']}, "
+        f"threads {threads}, V = {args.vocab}",
+        flush=True,
+    )
 
     measure = timer(device)
     results = []
@@ -326,8 +355,9 @@ def main(argv: list[str] | None = None) -> int:
             apply_ms = build_ms = apply_dev = torch_ms = torch_dev = None
             specs = [spec] * b if isinstance(spec, SamplerSpec) else spec
             if not args.no_from_specs:
-                tb = measure(lambda: SamplerBatch.from_specs(specs, device=device), warmup, repeats,
-                             args.min_repeats, budget)
+                tb = measure(
+                    lambda: SamplerBatch.from_specs(specs, device=device), warmup, repeats, args.min_repeats, budget
+                )
                 build_ms = statistics.median(tb) * 1e3
             if not args.no_apply_rules:
                 sb = SamplerBatch.from_specs(specs, device=device)
@@ -335,31 +365,46 @@ def main(argv: list[str] | None = None) -> int:
                 apply_ms = statistics.median(ta) * 1e3
                 apply_dev = dev_ms(ta)
                 if gpu and not args.no_torch:
-                    tt = measure(torch_path(lambda: apply_rules(logits, sb)), warmup, repeats,
-                                 args.min_repeats, budget)
+                    tt = measure(torch_path(lambda: apply_rules(logits, sb)), warmup, repeats, args.min_repeats, budget)
                     torch_ms, torch_dev = statistics.median(tt) * 1e3, dev_ms(tt)
             syncs = count_syncs(lambda: process_logits(logits, spec)) if gpu else None
             apply_syncs = count_syncs(lambda: apply_rules(logits, sb)) if gpu and apply_ms is not None else None
             floor_dev = dev_ms(floor_t)
-            row = dict(rule=name, batch=b, median_ms=ms, floor_ms=floor_ms, ratio=ms / floor_ms,
-                       min_ms=min(t) * 1e3, apply_rules_ms=apply_ms, from_specs_ms=build_ms,
-                       apply_rules_dev_ms=apply_dev, floor_dev_ms=floor_dev,
-                       apply_ratio=None if apply_ms is None else apply_ms / floor_ms,
-                       apply_dev_ratio=None if apply_dev is None or not floor_dev else apply_dev / floor_dev,
-                       torch_apply_rules_ms=torch_ms, torch_apply_rules_dev_ms=torch_dev,
-                       kept_median=kept_median, rows_differing_from_torch=differ, n=len(t),
-                       floor_n=len(floor_t), syncs=syncs, apply_rules_syncs=apply_syncs)
+            row = dict(
+                rule=name,
+                batch=b,
+                median_ms=ms,
+                floor_ms=floor_ms,
+                ratio=ms / floor_ms,
+                min_ms=min(t) * 1e3,
+                apply_rules_ms=apply_ms,
+                from_specs_ms=build_ms,
+                apply_rules_dev_ms=apply_dev,
+                floor_dev_ms=floor_dev,
+                apply_ratio=None if apply_ms is None else apply_ms / floor_ms,
+                apply_dev_ratio=None if apply_dev is None or not floor_dev else apply_dev / floor_dev,
+                torch_apply_rules_ms=torch_ms,
+                torch_apply_rules_dev_ms=torch_dev,
+                kept_median=kept_median,
+                rows_differing_from_torch=differ,
+                n=len(t),
+                floor_n=len(floor_t),
+                syncs=syncs,
+                apply_rules_syncs=apply_syncs,
+            )
             results.append(row)
-            print(f"B={b:4d}  {name:30s} {ms:9.4f} ms  floor {floor_ms:8.4f} ms  x{ms / floor_ms:7.1f}"
-                  + (f"  apply_rules {apply_ms:9.4f} ms (x{apply_ms / floor_ms:5.1f})" if apply_ms is not None else "")
-                  + (f" dev {apply_dev:8.4f} ms (floor dev {floor_dev:7.4f})" if apply_dev is not None else "")
-                  + (f"  torch {torch_ms:8.4f} ms dev {torch_dev:8.4f}" if torch_ms is not None else "")
-                  + (f"  from_specs {build_ms:8.4f} ms" if build_ms is not None else "")
-                  + f"  kept {kept_median:g}  n={len(t)}"
-                  + (f"  differ {differ}" if differ is not None else "")
-                  + (f"  syncs={syncs}/{apply_syncs}" if syncs is not None else ""),
-                  flush=True)
-        del logits
+            print(
+                f"B={b:4d}  {name:30s} {ms:9.4f} ms  floor {floor_ms:8.4f} ms  x{ms / floor_ms:7.1f}"
+                + (f"  apply_rules {apply_ms:9.4f} ms (x{apply_ms / floor_ms:5.1f})" if apply_ms is not None else "")
+                + (f" dev {apply_dev:8.4f} ms (floor dev {floor_dev:7.4f})" if apply_dev is not None else "")
+                + (f"  torch {torch_ms:8.4f} ms dev {torch_dev:8.4f}" if torch_ms is not None else "")
+                + (f"  from_specs {build_ms:8.4f} ms" if build_ms is not None else "")
+                + f"  kept {kept_median:g}  n={len(t)}"
+                + (f"  differ {differ}" if differ is not None else "")
+                + (f"  syncs={syncs}/{apply_syncs}" if syncs is not None else ""),
+                flush=True,
+            )
+        logits = None  # free the [B, V] logits before the next size (the closures above are done)
         if gpu:
             torch.cuda.empty_cache()
 
@@ -394,21 +439,39 @@ def markdown(meta: dict, results: list[dict], gpu: bool) -> str:
         + (f" Label: {meta['label']}." if meta.get("label") else ""),
         "",
         "| rule | B | median ms | floor ms | ratio to floor | apply_rules ms (batch prebuilt) "
-        + ("| x floor | apply_rules device ms | floor device ms | device x floor | torch path apply_rules ms "
-           "| torch path device ms " if gpu else "")
+        + (
+            "| x floor | apply_rules device ms | floor device ms | device x floor | torch path apply_rules ms "
+            "| torch path device ms "
+            if gpu
+            else ""
+        )
         + "| from_specs ms | kept tokens/row (median) | n"
         + (" | host syncs/call (process_logits / apply_rules) |" if gpu else " |"),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---:" + (" | ---: " * 7 + "|" if gpu else " |"),
     ]
     for r in results:
-        cells = [r["rule"], str(r["batch"]), _fmt(r["median_ms"]), _fmt(r["floor_ms"]), _fmt(r["ratio"], 1),
-                 _fmt(r["apply_rules_ms"])]
+        cells = [
+            r["rule"],
+            str(r["batch"]),
+            _fmt(r["median_ms"]),
+            _fmt(r["floor_ms"]),
+            _fmt(r["ratio"], 1),
+            _fmt(r["apply_rules_ms"]),
+        ]
         if gpu:
-            cells += [_fmt(r.get("apply_ratio"), 1), _fmt(r.get("apply_rules_dev_ms")), _fmt(r.get("floor_dev_ms")),
-                      _fmt(r.get("apply_dev_ratio"), 1), _fmt(r.get("torch_apply_rules_ms")),
-                      _fmt(r.get("torch_apply_rules_dev_ms"))]
-        cells += [_fmt(r.get("from_specs_ms")),
-                  "" if r["kept_median"] is None else f"{r['kept_median']:g}", str(r["n"])]
+            cells += [
+                _fmt(r.get("apply_ratio"), 1),
+                _fmt(r.get("apply_rules_dev_ms")),
+                _fmt(r.get("floor_dev_ms")),
+                _fmt(r.get("apply_dev_ratio"), 1),
+                _fmt(r.get("torch_apply_rules_ms")),
+                _fmt(r.get("torch_apply_rules_dev_ms")),
+            ]
+        cells += [
+            _fmt(r.get("from_specs_ms")),
+            "" if r["kept_median"] is None else f"{r['kept_median']:g}",
+            str(r["n"]),
+        ]
         if gpu:
             cells.append(f"{_fmt(r['syncs'])} / {_fmt(r['apply_rules_syncs'])}")
         lines.append("| " + " | ".join(cells) + " |")

@@ -49,13 +49,14 @@ import yaml  # noqa: E402
 
 from sss.tracing.writer import DEFAULT_ROW_GROUP_ROWS, trace_schema  # noqa: E402
 
-from machine import cpu_name  # benchmarks/machine.py (this script's folder is on sys.path)
+from machine import cpu_name  # noqa: E402 -- benchmarks/machine.py (this script's folder is on sys.path)
 
 DOCS, REPEATS = 250, 32
 TASK = "gsm8k_cot"
 
 
 # -- the synthetic sweep --------------------------------------------------------------------
+
 
 def run_lengths(rng: np.random.Generator, rows: int) -> np.ndarray:
     """Generation lengths of one run's DOCS x REPEATS samples, summing exactly to `rows`."""
@@ -78,10 +79,18 @@ def token_columns(rng: np.random.Generator, lengths: np.ndarray) -> dict[str, np
     csum = np.concatenate([[0], np.cumsum(chars, dtype=np.int64)])
     before = np.repeat(csum[np.cumsum(lengths) - lengths], lengths)  # characters before each sample
     text_end = (csum[1:] - before).astype(np.int32)
-    return {"doc_id": (sample // REPEATS).astype(np.int64), "repeat": (sample % REPEATS).astype(np.int32),
-            "step": step, "token_id": rng.integers(0, 151_936, n), "logprob": np.log(p).astype(np.float32),
-            "rank": rank, "p_max": p_max, "entropy": rng.gamma(1.5, 0.8, n).astype(np.float32),
-            "kept": rng.integers(1, 200, n).astype(np.int32), "text_end": text_end}
+    return {
+        "doc_id": (sample // REPEATS).astype(np.int64),
+        "repeat": (sample % REPEATS).astype(np.int32),
+        "step": step,
+        "token_id": rng.integers(0, 151_936, n),
+        "logprob": np.log(p).astype(np.float32),
+        "rank": rank,
+        "p_max": p_max,
+        "entropy": rng.gamma(1.5, 0.8, n).astype(np.float32),
+        "kept": rng.integers(1, 200, n).astype(np.int32),
+        "text_end": text_end,
+    }
 
 
 def write_run(folder: Path, rng: np.random.Generator, rows: int, min_p: float, seed: int) -> None:
@@ -91,31 +100,61 @@ def write_run(folder: Path, rng: np.random.Generator, rows: int, min_p: float, s
 
     run = RunDir(folder)
     params = {"min_p": min_p}
-    config = {"seed": seed, "task": {"name": TASK, "limit": DOCS, "repeats": REPEATS, "num_fewshot": 5,
-                                     "max_gen_toks": 512},
-              "model": {"name": "synthetic", "engine": "hf"}, "sampler": params,
-              "logging": {"tokens": True, "top_k": 0}, "job": {"name": "evaluate"}}
+    config = {
+        "seed": seed,
+        "task": {"name": TASK, "limit": DOCS, "repeats": REPEATS, "num_fewshot": 5, "max_gen_toks": 512},
+        "model": {"name": "synthetic", "engine": "hf"},
+        "sampler": params,
+        "logging": {"tokens": True, "top_k": 0},
+        "job": {"name": "evaluate"},
+    }
     folder.mkdir(parents=True, exist_ok=True)
     write_atomic(run.config, yaml.safe_dump(config))
     lengths = run_lengths(rng, rows)
     columns = token_columns(rng, lengths)
     n = len(columns["step"])
-    table = pa.table({"lm_eval_task": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32),
-                                                                     pa.array(["gsm8k_cot"])),
-                      **columns}, schema=trace_schema(0))
-    pq.write_table(table, run.path / "tokens.parquet", row_group_size=DEFAULT_ROW_GROUP_ROWS,
-                   compression="zstd")
+    table = pa.table(
+        {"lm_eval_task": pa.DictionaryArray.from_arrays(np.zeros(n, np.int32), pa.array(["gsm8k_cot"])), **columns},
+        schema=trace_schema(0),
+    )
+    pq.write_table(table, run.path / "tokens.parquet", row_group_size=DEFAULT_ROW_GROUP_ROWS, compression="zstd")
     answers = rng.integers(0, 6, DOCS * REPEATS).astype(str)
-    samples = pd.DataFrame({"lm_eval_task": TASK, "doc_id": np.repeat(np.arange(DOCS), REPEATS),
-                            "repeat": np.tile(np.arange(REPEATS), DOCS), "prompt": "Q",
-                            "response": [f"... The answer is {a}." for a in answers], "answer": answers,
-                            "target": "1", "correct": answers == "1", "seed": seed,
-                            "new_tokens": lengths})
+    samples = pd.DataFrame(
+        {
+            "lm_eval_task": TASK,
+            "doc_id": np.repeat(np.arange(DOCS), REPEATS),
+            "repeat": np.tile(np.arange(REPEATS), DOCS),
+            "prompt": "Q",
+            "response": [f"... The answer is {a}." for a in answers],
+            "answer": answers,
+            "target": "1",
+            "correct": answers == "1",
+            "seed": seed,
+            "new_tokens": lengths,
+        }
+    )
     samples.to_parquet(run.samples, index=False)
-    write_json(run.metrics, {"task": TASK, "model": "synthetic", "sampler": "min_p", "n_docs": DOCS,
-                             "repeats": REPEATS, "metrics": summarize(samples)})
-    manifest = Manifest({"task": TASK, "model": "synthetic", "sampler": "min_p", "sampler_params": params,
-                         "seed": seed, "job": "evaluate"})
+    write_json(
+        run.metrics,
+        {
+            "task": TASK,
+            "model": "synthetic",
+            "sampler": "min_p",
+            "n_docs": DOCS,
+            "repeats": REPEATS,
+            "metrics": summarize(samples),
+        },
+    )
+    manifest = Manifest(
+        {
+            "task": TASK,
+            "model": "synthetic",
+            "sampler": "min_p",
+            "sampler_params": params,
+            "seed": seed,
+            "job": "evaluate",
+        }
+    )
     write_json(run.manifest, manifest.finish("done"))
     run.mark_done()
 
@@ -210,7 +249,7 @@ def child(code: str, *args: str) -> dict:
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
     line = next(x for x in done.stdout.splitlines() if x.startswith("RESULT="))
-    return json.loads(line[len("RESULT="):])
+    return json.loads(line[len("RESULT=") :])
 
 
 def main() -> None:
@@ -231,12 +270,16 @@ def main() -> None:
         build_sweep(sweep, args.rows, args.runs, args.seed)
         build_s = time.perf_counter() - t
         disk = sum(p.stat().st_size for p in sweep.rglob("tokens.parquet"))
-        print(f"built {args.runs} runs, {args.rows:,} token rows, {disk / 2**30:.2f} GiB of tokens.parquet "
-              f"in {build_s:.0f} s")
+        print(
+            f"built {args.runs} runs, {args.rows:,} token rows, {disk / 2**30:.2f} GiB of tokens.parquet "
+            f"in {build_s:.0f} s"
+        )
 
         full = child(ANALYZE_CHILD, str(REPO_ROOT), str(sweep), str(base / "analysis"))
-        print(f"job=analyze over the sweep: {full['seconds']:.1f} s (trace reduction and analyses "
-              f"{full['trace_seconds']:.1f} s), peak {full['peak_rss_mib']:.0f} MiB")
+        print(
+            f"job=analyze over the sweep: {full['seconds']:.1f} s (trace reduction and analyses "
+            f"{full['trace_seconds']:.1f} s), peak {full['peak_rss_mib']:.0f} MiB"
+        )
 
         # the same records on a subset: one run holding exactly --jsonl-rows rows
         subset_rows = min(args.jsonl_rows, args.rows)
@@ -254,16 +297,25 @@ def main() -> None:
         rate = sub_jsonl["rows"] / sub_jsonl["seconds"]
         extrapolated = args.rows / rate
         result = {
-            "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-            "duckdb": __import__("duckdb").__version__, "pyarrow": pa.__version__,
-            "rows": args.rows, "runs": args.runs, "samples": args.runs * DOCS * REPEATS,
-            "tokens_parquet_gib": disk / 2**30, "build_seconds": build_s,
-            "analyze_seconds": full["seconds"], "analyze_trace_seconds": full["trace_seconds"],
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "duckdb": __import__("duckdb").__version__,
+            "pyarrow": pa.__version__,
+            "rows": args.rows,
+            "runs": args.runs,
+            "samples": args.runs * DOCS * REPEATS,
+            "tokens_parquet_gib": disk / 2**30,
+            "build_seconds": build_s,
+            "analyze_seconds": full["seconds"],
+            "analyze_trace_seconds": full["trace_seconds"],
             "analyze_peak_rss_mib": full["peak_rss_mib"],
-            "subset_rows": subset_rows, "subset_analyze_seconds": sub_parquet["seconds"],
+            "subset_rows": subset_rows,
+            "subset_analyze_seconds": sub_parquet["seconds"],
             "subset_trace_seconds": sub_parquet["trace_seconds"],
-            "subset_jsonl_seconds": sub_jsonl["seconds"], "jsonl_peak_rss_mib": sub_jsonl["peak_rss_mib"],
+            "subset_jsonl_seconds": sub_jsonl["seconds"],
+            "jsonl_peak_rss_mib": sub_jsonl["peak_rss_mib"],
             "jsonl_rows_per_second": rate,
             "jsonl_seconds_extrapolated": extrapolated,
             "ratio_subset": sub_jsonl["seconds"] / sub_parquet["trace_seconds"],
@@ -281,25 +333,30 @@ def main() -> None:
 
 def markdown(r: dict) -> str:
     gib = r["analyze_peak_rss_mib"] / 1024
-    return "\n".join([
-        f"Trace analyses (`benchmarks/bench_traces.py`), {r['date']}, {r['cpu']} ({r['cores']} cores), "
-        f"DuckDB {r['duckdb']}, pyarrow {r['pyarrow']}; {r['runs']} runs, {r['samples']:,} samples, "
-        f"{r['tokens_parquet_gib']:.2f} GiB of tokens.parquet.", "",
-        "| what | token rows | trace reduction + analyses (s) | whole job (s) | peak memory |",
-        "|---|---:|---:|---:|---:|",
-        f"| job=analyze over the sweep | {r['rows']:,} | {r['analyze_trace_seconds']:.1f} | "
-        f"{r['analyze_seconds']:.1f} | {gib:.2f} GiB |",
-        f"| job=analyze, one run | {r['subset_rows']:,} | {r['subset_trace_seconds']:.2f} | "
-        f"{r['subset_analyze_seconds']:.1f} | |",
-        f"| JSONL, one token per line, `json.loads` into the same per-sample counts | {r['subset_rows']:,} | "
-        f"{r['subset_jsonl_seconds']:.2f} | | {r['jsonl_peak_rss_mib'] / 1024:.2f} GiB |",
-        f"| JSONL at {r['jsonl_rows_per_second']:,.0f} rows/s, **extrapolated** | {r['rows']:,} | "
-        f"{r['jsonl_seconds_extrapolated']:.0f} | | |", "",
-        f"JSONL / Parquet+DuckDB, reduction and analyses: {r['ratio_subset']:.1f}x on the same "
-        f"{r['subset_rows']:,} rows (the JSONL side only counts; it builds no table), and "
-        f"{r['ratio_full_extrapolated']:.1f}x at {r['rows']:,} rows with the JSONL time extrapolated "
-        "from the subset. The whole job adds the runs table, every figure (seaborn) and report.md.", "",
-    ])
+    return "\n".join(
+        [
+            f"Trace analyses (`benchmarks/bench_traces.py`), {r['date']}, {r['cpu']} ({r['cores']} cores), "
+            f"DuckDB {r['duckdb']}, pyarrow {r['pyarrow']}; {r['runs']} runs, {r['samples']:,} samples, "
+            f"{r['tokens_parquet_gib']:.2f} GiB of tokens.parquet.",
+            "",
+            "| what | token rows | trace reduction + analyses (s) | whole job (s) | peak memory |",
+            "|---|---:|---:|---:|---:|",
+            f"| job=analyze over the sweep | {r['rows']:,} | {r['analyze_trace_seconds']:.1f} | "
+            f"{r['analyze_seconds']:.1f} | {gib:.2f} GiB |",
+            f"| job=analyze, one run | {r['subset_rows']:,} | {r['subset_trace_seconds']:.2f} | "
+            f"{r['subset_analyze_seconds']:.1f} | |",
+            f"| JSONL, one token per line, `json.loads` into the same per-sample counts | {r['subset_rows']:,} | "
+            f"{r['subset_jsonl_seconds']:.2f} | | {r['jsonl_peak_rss_mib'] / 1024:.2f} GiB |",
+            f"| JSONL at {r['jsonl_rows_per_second']:,.0f} rows/s, **extrapolated** | {r['rows']:,} | "
+            f"{r['jsonl_seconds_extrapolated']:.0f} | | |",
+            "",
+            f"JSONL / Parquet+DuckDB, reduction and analyses: {r['ratio_subset']:.1f}x on the same "
+            f"{r['subset_rows']:,} rows (the JSONL side only counts; it builds no table), and "
+            f"{r['ratio_full_extrapolated']:.1f}x at {r['rows']:,} rows with the JSONL time extrapolated "
+            "from the subset. The whole job adds the runs table, every figure (seaborn) and report.md.",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,11 @@ PROMPTS = [
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", default="embedded:smollm2-135m-instruct",
-                    help="model path, hub id or embedded:<name> (default: the embedded SmolLM2)")
+    ap.add_argument(
+        "--model",
+        default="embedded:smollm2-135m-instruct",
+        help="model path, hub id or embedded:<name> (default: the embedded SmolLM2)",
+    )
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--batch-sizes", default="1,16")
     ap.add_argument("--max-tokens", type=int, default=64)
@@ -91,9 +94,14 @@ def main() -> None:
             return out
 
     t0 = time.perf_counter()
-    gen = VLLMEngine(resolve_model_path(args.model), dtype=args.dtype, max_model_len=1024,
-                        enforce_eager=True, kv_cache_memory_bytes=args.kv_cache_mib << 20,
-                        logits_processor=TimedProcessor)
+    gen = VLLMEngine(
+        resolve_model_path(args.model),
+        dtype=args.dtype,
+        max_model_len=1024,
+        enforce_eager=True,
+        kv_cache_memory_bytes=args.kv_cache_mib << 20,
+        logits_processor=TimedProcessor,
+    )
     start_s = time.perf_counter() - t0
     import vllm
 
@@ -110,8 +118,7 @@ def main() -> None:
     load_before = os.getloadavg()
     for batch in [int(b) for b in args.batch_sizes.split(",")]:
         prompts = [PROMPTS[i % len(PROMPTS)] for i in range(batch)]
-        requests = [{"prompt_token_ids": gen.tokenizer(p, add_special_tokens=False)["input_ids"]}
-                    for p in prompts]
+        requests = [{"prompt_token_ids": gen.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
         # warm-up: one short batch of each kind
         for kind in kinds:
             gen.llm.generate(requests, [request_params(kind, i) for i in range(batch)], use_tqdm=False)
@@ -123,8 +130,7 @@ def main() -> None:
             for kind in kinds:
                 TimedProcessor.seconds, TimedProcessor.calls = 0.0, 0
                 t, c = time.perf_counter(), time.process_time()
-                outs = gen.llm.generate(requests, [request_params(kind, i) for i in range(batch)],
-                                        use_tqdm=False)
+                outs = gen.llm.generate(requests, [request_params(kind, i) for i in range(batch)], use_tqdm=False)
                 times[kind].append(time.perf_counter() - t)
                 cpu[kind].append(time.process_time() - c)
                 assert all(len(o.outputs[0].token_ids) == args.max_tokens for o in outs)
@@ -142,46 +148,60 @@ def main() -> None:
             row[f"{kind}_all_cpu_s"] = cpu[kind]
         row["ratio_sss_native"] = row["sss_tok_s"] / row["native_tok_s"]
         # per round (the two ran back to back): robust to load that changes between rounds
-        row["ratio_sss_native_paired"] = statistics.median(
-            n / s for n, s in zip(times["native"], times["sss"]))
+        row["ratio_sss_native_paired"] = statistics.median(n / s for n, s in zip(times["native"], times["sss"]))
         # tokens per CPU second: what the work costs, whatever else shares the machine
         row["ratio_sss_native_cpu"] = row["native_cpu_s"] / row["sss_cpu_s"]
         row["ratio_sss_plain"] = row["sss_tok_s"] / row["plain_tok_s"]
         row["sss_apply_ms_per_step"] = 1e3 * statistics.median(
-            s / max(c, 1) for s, c in zip(proc["seconds"], proc["calls"]))
-        row["sss_apply_share"] = statistics.median(
-            s / t for s, t in zip(proc["seconds"], times["sss"]))
+            s / max(c, 1) for s, c in zip(proc["seconds"], proc["calls"])
+        )
+        row["sss_apply_share"] = statistics.median(s / t for s, t in zip(proc["seconds"], times["sss"]))
         row["same_text_native_sss"] = sum(a == b for a, b in zip(texts["native"], texts["sss"])) / batch
         results.append(row)
-        print(f"batch {batch}: plain {row['plain_tok_s']:.1f}  native {row['native_tok_s']:.1f}  "
-              f"sss {row['sss_tok_s']:.1f} tok/s  ratio sss/native {row['ratio_sss_native']:.3f} "
-              f"(per round: {row['ratio_sss_native_paired']:.3f}, CPU time: {row['ratio_sss_native_cpu']:.3f})",
-              flush=True)
+        print(
+            f"batch {batch}: plain {row['plain_tok_s']:.1f}  native {row['native_tok_s']:.1f}  "
+            f"sss {row['sss_tok_s']:.1f} tok/s  ratio sss/native {row['ratio_sss_native']:.3f} "
+            f"(per round: {row['ratio_sss_native_paired']:.3f}, CPU time: {row['ratio_sss_native_cpu']:.3f})",
+            flush=True,
+        )
 
     meta = {
         "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-        "vllm": vllm.__version__, "model": args.model, "dtype": args.dtype, "min_p": args.min_p,
-        "engine_start_s": start_s, "enforce_eager": True, "interface": "v1",
-        "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "vllm": vllm.__version__,
+        "model": args.model,
+        "dtype": args.dtype,
+        "min_p": args.min_p,
+        "engine_start_s": start_s,
+        "enforce_eager": True,
+        "interface": "v1",
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
     }
-    out = Path(args.out or REPO_ROOT / "benchmarks" / "results"
-               / f"vllm_cpu_{_dt.date.today().isoformat()}.json")
+    out = Path(args.out or REPO_ROOT / "benchmarks" / "results" / f"vllm_cpu_{_dt.date.today().isoformat()}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"meta": meta, "results": results}, indent=2) + "\n")
 
     print()
-    print(f"{meta['cpu']}, {meta['cores']} cores, vllm {meta['vllm']}, {args.model} {args.dtype}, "
-          f"min_p = {args.min_p}, {args.max_tokens} tokens per request, median of {args.rounds} rounds")
+    print(
+        f"{meta['cpu']}, {meta['cores']} cores, vllm {meta['vllm']}, {args.model} {args.dtype}, "
+        f"min_p = {args.min_p}, {args.max_tokens} tokens per request, median of {args.rounds} rounds"
+    )
     print()
-    print("| batch | plain tok/s | native min_p tok/s | sss min_p tok/s | sss / native | per round "
-          "| by CPU time | sss apply ms/step | apply share | same text |")
+    print(
+        "| batch | plain tok/s | native min_p tok/s | sss min_p tok/s | sss / native | per round "
+        "| by CPU time | sss apply ms/step | apply share | same text |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
-        print(f"| {r['batch']} | {r['plain_tok_s']:.1f} | {r['native_tok_s']:.1f} | {r['sss_tok_s']:.1f} "
-              f"| {r['ratio_sss_native']:.3f} | {r['ratio_sss_native_paired']:.3f} "
-              f"| {r['ratio_sss_native_cpu']:.3f} | {r['sss_apply_ms_per_step']:.2f} "
-              f"| {100 * r['sss_apply_share']:.1f}% | {100 * r['same_text_native_sss']:.0f}% |")
+        print(
+            f"| {r['batch']} | {r['plain_tok_s']:.1f} | {r['native_tok_s']:.1f} | {r['sss_tok_s']:.1f} "
+            f"| {r['ratio_sss_native']:.3f} | {r['ratio_sss_native_paired']:.3f} "
+            f"| {r['ratio_sss_native_cpu']:.3f} | {r['sss_apply_ms_per_step']:.2f} "
+            f"| {100 * r['sss_apply_share']:.1f}% | {100 * r['same_text_native_sss']:.0f}% |"
+        )
     print(f"\nwrote {out}")
 
 

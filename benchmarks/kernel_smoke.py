@@ -68,6 +68,7 @@ def profile(fn, repeats: int = 10) -> None:
     """Each kernel's mean device time per call (torch.profiler)."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
+
     with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
         for _ in range(repeats):
             fn()
@@ -80,8 +81,11 @@ def profile(fn, repeats: int = 10) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 64, 256])
-    ap.add_argument("--rules", nargs="+", default=["none", "min_p", "edt", "top_k=20", "top_p=0.9",
-                                                      "calibrated_topk", "stack:all", "mixed"])
+    ap.add_argument(
+        "--rules",
+        nargs="+",
+        default=["none", "min_p", "edt", "top_k=20", "top_p=0.9", "calibrated_topk", "stack:all", "mixed"],
+    )
     ap.add_argument("--vocab", type=int, default=151936)
     ap.add_argument("--profile", action="store_true", help="also print each kernel's device time")
     ap.add_argument("--hang", type=float, default=60, help="dump stacks and exit after this many seconds")
@@ -106,9 +110,12 @@ def main() -> None:
             host = host_us(lambda: apply_rules(z, batch))
             if args.profile:
                 profile(lambda: apply_rules(z, batch))
-            print(f"B={rows:4d} {name:18s} kernel {t:7.1f} us  x floor {t / floor:5.2f}  device {dev:7.1f} "
-                  f"host {host:6.1f}  torch {t_torch:7.1f}  floor {floor:5.1f} dev {floor_dev:5.1f}  "
-                  f"differ {diff}", flush=True)
+            print(
+                f"B={rows:4d} {name:18s} kernel {t:7.1f} us  x floor {t / floor:5.2f}  device {dev:7.1f} "
+                f"host {host:6.1f}  torch {t_torch:7.1f}  floor {floor:5.1f} dev {floor_dev:5.1f}  "
+                f"differ {diff}",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,12 +26,27 @@ from sss.schema.common import bad as _bad
 if TYPE_CHECKING:  # sss.samplers pulls in torch: imported where needed, so `job=analyze` never does
     from sss.samplers import SamplerSpec
 
-__all__ = ["ENGINES", "ConfigError", "RunSettings", "check_output_root", "check_rule_combination",
-           "is_config_error", "validate"]
+__all__ = [
+    "ENGINES",
+    "ConfigError",
+    "RunSettings",
+    "check_output_root",
+    "check_rule_combination",
+    "is_config_error",
+    "validate",
+]
 
 # Keys that moved from the model config to the engine group, for the message that says where.
-MOVED_TO_ENGINE = {"engine", "device", "batch_size", "gpu_memory_utilization", "tensor_parallel_size",
-                   "max_model_len", "enforce_eager", "kv_cache_memory_bytes"}
+MOVED_TO_ENGINE = {
+    "engine",
+    "device",
+    "batch_size",
+    "gpu_memory_utilization",
+    "tensor_parallel_size",
+    "max_model_len",
+    "enforce_eager",
+    "kv_cache_memory_bytes",
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +62,7 @@ def is_config_error(exc: BaseException) -> bool:
     """A bad config value: ConfigError, or the sampler rules' SamplerConfigError (looked up only
     if sss.samplers was imported: nothing else can have raised it)."""
     spec = sys.modules.get("sss.samplers.spec")
-    return isinstance(exc, ConfigError) or (
-        spec is not None and isinstance(exc, spec.SamplerConfigError))
+    return isinstance(exc, ConfigError) or (spec is not None and isinstance(exc, spec.SamplerConfigError))
 
 
 def without_hydra(cfg: DictConfig) -> DictConfig:
@@ -75,8 +89,10 @@ def validate(cfg: DictConfig) -> RunSettings:
 
         raise ConfigError(f"the config does not resolve: {one_line(str(exc))}") from exc
     if not isinstance(typed, RootSchema):
-        raise ConfigError("the config was not composed against sss's schema (conf/config.yaml "
-                          "names it first in its defaults list: /schema/root@_here_)")
+        raise ConfigError(
+            "the config was not composed against sss's schema (conf/config.yaml "
+            "names it first in its defaults list: /schema/root@_here_)"
+        )
     assert isinstance(plain, dict)
     if plain.get("analyze") is None:  # job=analyze's settings: absent from the other jobs' records
         plain.pop("analyze", None)
@@ -143,11 +159,15 @@ def check_rule_combination(spec: SamplerSpec) -> None:
         return
     which = "sampler.greedy = true" if spec.greedy else "sampler.temperature = 0"
     if spec.greedy and spec.temperature not in (0.0, 1.0):
-        raise _bad("sampler.temperature", spec.temperature,
-                   f"1.0 (or 0) with {which}: greedy decoding takes the argmax, a temperature "
-                   "cannot change it")
+        raise _bad(
+            "sampler.temperature",
+            spec.temperature,
+            f"1.0 (or 0) with {which}: greedy decoding takes the argmax, a temperature cannot change it",
+        )
     idle = sorted(name for name in spec.enabled() if name not in ("greedy", "bins"))
     if idle:
-        raise ConfigError(f"sampler.{idle[0]} is not allowed with {which}: greedy decoding keeps "
-                          f"only the argmax, so {', '.join(idle)} would have no effect "
-                          "(drop the rule, or sample with a temperature > 0)")
+        raise ConfigError(
+            f"sampler.{idle[0]} is not allowed with {which}: greedy decoding keeps "
+            f"only the argmax, so {', '.join(idle)} would have no effect "
+            "(drop the rule, or sample with a temperature > 0)"
+        )

@@ -18,13 +18,22 @@ from sss.evaluation.tasks.aime import HUB, utils
 from sss.evaluation.tasks.local_tables import read_table
 
 DATA = ROOT / "tests" / "data" / "aime"
-AIME24 = DATA / "aime24.jsonl"         # Maxwell-Jia/AIME_2024 fields: ID, Problem, Solution, Answer
-AIME25 = DATA / "aime25"               # math-ai/aime25 layout: test.jsonl with id, problem, answer
+AIME24 = DATA / "aime24.jsonl"  # Maxwell-Jia/AIME_2024 fields: ID, Problem, Solution, Answer
+AIME25 = DATA / "aime25"  # math-ai/aime25 layout: test.jsonl with id, problem, answer
 
 
 def task_cfg(name: str, **overrides) -> dict:
-    cfg = {"name": name, "limit": None, "repeats": 1, "num_fewshot": 0, "max_gen_toks": 16,
-           "stop": ["Question:"], "chat_template": False, "data_files": None, "data_dir": None}
+    cfg = {
+        "name": name,
+        "limit": None,
+        "repeats": 1,
+        "num_fewshot": 0,
+        "max_gen_toks": 16,
+        "stop": ["Question:"],
+        "chat_template": False,
+        "data_files": None,
+        "data_dir": None,
+    }
     return {**cfg, **overrides}
 
 
@@ -50,10 +59,15 @@ def test_aime24_fields_from_a_local_file(tmp_path):
     task = load_task(task_cfg("aime24", data_files=str(AIME24)), tmp_path)
     assert task.config.task == "sss_aime24" and task.config.repeats == 1
     docs = list(task.test_docs())
-    assert docs[2] == {"id": "sss-I-3", "problem": "Find the remainder when $2^{10}$ is divided by $1000$.",
-                       "answer": "24"}
-    assert prompts(task)[0] == \
-        "Question: Find the number of positive integers less than 100 that are divisible by 7.\nAnswer:"
+    assert docs[2] == {
+        "id": "sss-I-3",
+        "problem": "Find the remainder when $2^{10}$ is divided by $1000$.",
+        "answer": "24",
+    }
+    assert (
+        prompts(task)[0]
+        == "Question: Find the number of positive integers less than 100 that are divisible by 7.\nAnswer:"
+    )
 
 
 def test_aime25_fields_from_a_local_folder(tmp_path):
@@ -61,7 +75,8 @@ def test_aime25_fields_from_a_local_folder(tmp_path):
     assert [d["answer"] for d in task.test_docs()] == ["400", "9"]
     assert prompts(task) == [
         "Question: Find the sum of the first $20$ positive odd integers.\nAnswer:",
-        "Question: How many ordered pairs $(a,b)$ of positive integers satisfy $a + b = 10$?\nAnswer:"]
+        "Question: How many ordered pairs $(a,b)$ of positive integers satisfy $a + b = 10$?\nAnswer:",
+    ]
 
 
 def test_a_hub_snapshot_folder_with_its_parquet_file(tmp_path):
@@ -121,14 +136,23 @@ def test_process_docs_needs_problem_and_answer():
 
 
 # ---------------------------------------------------------------- config errors
-@pytest.mark.parametrize("name, overrides, words", [
-    ("aime24", {"num_fewshot": 1}, ["task.num_fewshot = 1", "at most 0"]),
-    ("aime25", {"data_dir": str(DATA / "empty")}, ["task.data_dir", "an existing local folder"]),
-    ("aime25", {"data_files": str(ROOT / "tests" / "data" / "mmlu_pro" / "test.jsonl")},
-     ["task.data_files", "lacks ['problem']"]),
-    ("aime24", {"data_dir": str(ROOT / "tests" / "data" / "mmlu_pro")},
-     ["task.data_dir", "found ['test.jsonl', 'validation.jsonl']"]),
-])
+@pytest.mark.parametrize(
+    "name, overrides, words",
+    [
+        ("aime24", {"num_fewshot": 1}, ["task.num_fewshot = 1", "at most 0"]),
+        ("aime25", {"data_dir": str(DATA / "empty")}, ["task.data_dir", "an existing local folder"]),
+        (
+            "aime25",
+            {"data_files": str(ROOT / "tests" / "data" / "mmlu_pro" / "test.jsonl")},
+            ["task.data_files", "lacks ['problem']"],
+        ),
+        (
+            "aime24",
+            {"data_dir": str(ROOT / "tests" / "data" / "mmlu_pro")},
+            ["task.data_dir", "found ['test.jsonl', 'validation.jsonl']"],
+        ),
+    ],
+)
 def test_bad_configs_name_the_key_and_what_is_allowed(name, overrides, words):
     with pytest.raises(TaskConfigError) as error:
         TASKS[name].validate(task_cfg(name, **overrides))
@@ -136,11 +160,14 @@ def test_bad_configs_name_the_key_and_what_is_allowed(name, overrides, words):
         assert word in str(error.value)
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["task=aime24", "task.num_fewshot=3"], ["task.num_fewshot = 3", "at most 0"]),
-    (["task=aime25", "task.data_files=tests/data/mmlu_pro/test.jsonl"], ["task.data_files", "problem/Problem"]),
-    (["task=aime25", f"task.data_files={AIME24}", f"task.data_dir={AIME25}"], ["not both"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["task=aime24", "task.num_fewshot=3"], ["task.num_fewshot = 3", "at most 0"]),
+        (["task=aime25", "task.data_files=tests/data/mmlu_pro/test.jsonl"], ["task.data_files", "problem/Problem"]),
+        (["task=aime25", f"task.data_files={AIME24}", f"task.data_dir={AIME25}"], ["not both"]),
+    ],
+)
 def test_launch_rejects_bad_configs_before_loading_a_model(tmp_path, overrides, words):
     assert_refused(launch(*overrides, f"output_root={tmp_path}"), *words)
 
@@ -148,8 +175,14 @@ def test_launch_rejects_bad_configs_before_loading_a_model(tmp_path, overrides, 
 # ---------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_launch_end_to_end_on_the_fixture(tmp_path):
-    result = launch("task=aime24", f"task.data_files={AIME24}", "task.limit=1", "task.max_gen_toks=24",
-                    "task.repeats=2", f"output_root={tmp_path}")
+    result = launch(
+        "task=aime24",
+        f"task.data_files={AIME24}",
+        "task.limit=1",
+        "task.max_gen_toks=24",
+        "task.repeats=2",
+        f"output_root={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (done,) = list(tmp_path.rglob("DONE"))
     run = done.parent
@@ -159,10 +192,13 @@ def test_launch_end_to_end_on_the_fixture(tmp_path):
     assert list(samples["target"]) == ["14", "14"]
     assert list(samples["answer"]) == [extract_math_answer(r) for r in samples["response"]]
     assert list(samples["correct"]) == [a == "14" for a in samples["answer"]]
-    assert all(p == "Question: Find the number of positive integers less than 100 that are "
-               "divisible by 7.\nAnswer:" for p in samples["prompt"])
+    assert all(
+        p == "Question: Find the number of positive integers less than 100 that are divisible by 7.\nAnswer:"
+        for p in samples["prompt"]
+    )
     assert metrics["metrics"]["accuracy"] == pytest.approx(float(samples["correct"].iloc[0]))
     assert metrics["metrics"]["overall_correct"] == pytest.approx(samples["correct"].mean())
-    assert metrics["lm_eval"]["results"]["sss_aime24"]["overall_correct,answers"] == \
-        pytest.approx(samples["correct"].mean())
+    assert metrics["lm_eval"]["results"]["sss_aime24"]["overall_correct,answers"] == pytest.approx(
+        samples["correct"].mean()
+    )
     assert (samples["new_tokens"] <= 24).all()

@@ -24,7 +24,7 @@ HEAVY = ("torch", "transformers", "lm_eval", "vllm")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 # Run the real entrypoint in a fresh interpreter, then report which heavy modules it imported.
-PROBE = """
+PROBE = f"""
 import json, runpy, sys
 sys.argv = ["launch.py", *json.loads(sys.argv[1])]
 code = 0
@@ -32,33 +32,61 @@ try:
     runpy.run_path("launch.py", run_name="__main__")
 except SystemExit as exc:
     code = exc.code or 0
-print("HEAVY=" + json.dumps(sorted(m for m in %r if m in sys.modules)))
+print("HEAVY=" + json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))
 sys.exit(code)
-""" % (HEAVY,)
+"""
 
 
 def analyze(*overrides: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(["job=analyze", *overrides])],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", PROBE, json.dumps(["job=analyze", *overrides])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return result
 
 
-def make_run(folder: Path, sampler: str, params: dict, seed: int, status: str = "done",
-             metrics: dict | None = None, repeats: int = 1, error: str | None = None) -> Path:
+def make_run(
+    folder: Path,
+    sampler: str,
+    params: dict,
+    seed: int,
+    status: str = "done",
+    metrics: dict | None = None,
+    repeats: int = 1,
+    error: str | None = None,
+) -> Path:
     from sss.runs.layout import RunDir, write_atomic, write_json
     from sss.runs.manifest import Manifest
 
     run = RunDir(folder)
-    config = {"seed": seed, "task": {"name": "arith", "limit": 4, "repeats": repeats,
-                                     "num_fewshot": 3, "max_gen_toks": 32},
-              "model": {"name": "tiny", "engine": "hf"}, "sampler": params, "job": {"name": "evaluate"}}
+    config = {
+        "seed": seed,
+        "task": {"name": "arith", "limit": 4, "repeats": repeats, "num_fewshot": 3, "max_gen_toks": 32},
+        "model": {"name": "tiny", "engine": "hf"},
+        "sampler": params,
+        "job": {"name": "evaluate"},
+    }
     write_atomic(run.config, yaml.safe_dump(config))
-    manifest = Manifest({"task": "arith", "model": "tiny", "sampler": sampler,
-                         "sampler_params": params, "seed": seed, "job": "evaluate"})
+    manifest = Manifest(
+        {
+            "task": "arith",
+            "model": "tiny",
+            "sampler": sampler,
+            "sampler_params": params,
+            "seed": seed,
+            "job": "evaluate",
+        }
+    )
     if status == "done":
-        write_json(run.metrics, {"task": "arith", "model": "tiny", "sampler": sampler, "n_docs": 4,
-                                 "repeats": repeats, "metrics": metrics})
+        write_json(
+            run.metrics,
+            {"task": "arith", "model": "tiny", "sampler": sampler, "n_docs": 4, "repeats": repeats, "metrics": metrics},
+        )
         write_json(run.manifest, manifest.finish("done"))
         run.mark_done()
     elif status == "failed":
@@ -90,14 +118,13 @@ def sweep(tmp_path) -> tuple[Path, dict[str, dict]]:
         for seed in (0, 1):
             n += 1
             metrics = k_metrics(base + 0.1 * seed, 4)
-            run = make_run(root / "x" / f"top_k-{n}", "min_p", {"min_p": min_p}, seed,
-                           metrics=metrics, repeats=4)
+            run = make_run(root / "x" / f"top_k-{n}", "min_p", {"min_p": min_p}, seed, metrics=metrics, repeats=4)
             expected[str(run.resolve())] = metrics
-    run = make_run(root / "y" / "min_p-0.9", "top_p", {"top_p": 0.9}, 0,
-                   metrics={"accuracy": 0.25, "overall_correct": 0.25})
+    run = make_run(
+        root / "y" / "min_p-0.9", "top_p", {"top_p": 0.9}, 0, metrics={"accuracy": 0.25, "overall_correct": 0.25}
+    )
     expected[str(run.resolve())] = {"accuracy": 0.25, "overall_correct": 0.25}
-    make_run(root / "z" / "a", "min_p", {"min_p": 0.2}, 0, status="failed",
-             error="RuntimeError: CUDA out of memory")
+    make_run(root / "z" / "a", "min_p", {"min_p": 0.2}, 0, status="failed", error="RuntimeError: CUDA out of memory")
     make_run(root / "z" / "b", "min_p", {"min_p": 0.5}, 0, status="running")
     return root, expected
 
@@ -166,8 +193,13 @@ def test_analyze_of_a_sweep_dir_reads_its_index(sweep, tmp_path):
 
 def test_runs_with_one_sample_per_question_get_no_maj_curve(tmp_path):
     for i, min_p in enumerate((0.1, 0.2)):
-        make_run(tmp_path / f"r{i}", "min_p", {"min_p": min_p}, 0,
-                 metrics={"accuracy": 0.5, "overall_correct": 0.5, "maj@1": 0.5, "pass@1": 0.5})
+        make_run(
+            tmp_path / f"r{i}",
+            "min_p",
+            {"min_p": min_p},
+            0,
+            metrics={"accuracy": 0.5, "overall_correct": 0.5, "maj@1": 0.5, "pass@1": 0.5},
+        )
     result = analyze(f"analyze.input={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
     figures = [p.name for p in (tmp_path / "analysis" / "figures").glob("*.png")]
@@ -176,11 +208,14 @@ def test_runs_with_one_sample_per_question_get_no_maj_curve(tmp_path):
     assert "maj@k curves: 2 of 2 finished runs have no curve" in report
 
 
-@pytest.mark.parametrize("make_input, words", [
-    (lambda tmp: None, ["analyze.input", "null"]),  # as the YAML writes it
-    (lambda tmp: tmp / "missing", ["analyze.input", "existing directory"]),
-    (lambda tmp: tmp, ["analyze.input", "at least one run"]),
-])
+@pytest.mark.parametrize(
+    "make_input, words",
+    [
+        (lambda tmp: None, ["analyze.input", "null"]),  # as the YAML writes it
+        (lambda tmp: tmp / "missing", ["analyze.input", "existing directory"]),
+        (lambda tmp: tmp, ["analyze.input", "at least one run"]),
+    ],
+)
 def test_bad_input_stops_with_a_clear_error(tmp_path, make_input, words):
     source = make_input(tmp_path)
     result = analyze(*([f"analyze.input={source}"] if source else []))
@@ -208,8 +243,7 @@ def test_analyze_finishes_and_lists_stale_interrupted_and_unreadable_runs(tmp_pa
     manifest = json.loads((stale / "manifest.json").read_text())
     write_json(stale / "manifest.json", {**manifest, "pid": dead_pid()})
     stopped = make_run(root / "stopped", "min_p", {"min_p": 0.3}, 0, status="running")
-    write_json(stopped / "manifest.json", {**manifest, "status": "interrupted",
-                                           "error": "SystemExit: 143"})
+    write_json(stopped / "manifest.json", {**manifest, "status": "interrupted", "error": "SystemExit: 143"})
     torn_manifest = make_run(root / "torn_manifest", "min_p", {"min_p": 0.4}, 0, metrics={"accuracy": 1.0})
     (torn_manifest / "manifest.json").write_text('{"status": "do')
     torn_metrics = make_run(root / "torn_metrics", "min_p", {"min_p": 0.5}, 0, metrics={"accuracy": 1.0})
@@ -223,9 +257,14 @@ def test_analyze_finishes_and_lists_stale_interrupted_and_unreadable_runs(tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_parquet(root / "analysis" / "runs.parquet").set_index("run_dir")
     status = {Path(run).name: s for run, s in table["status"].items()}
-    assert status == {"good": "done", "stale": "stale", "stopped": "interrupted",
-                      "torn_manifest": "unreadable", "torn_metrics": "unreadable",
-                      "torn_samples": "unreadable"}
+    assert status == {
+        "good": "done",
+        "stale": "stale",
+        "stopped": "interrupted",
+        "torn_manifest": "unreadable",
+        "torn_metrics": "unreadable",
+        "torn_samples": "unreadable",
+    }
     errors = {Path(run).name: e for run, e in table["error"].items()}
     assert "ended without finishing" in errors["stale"]
     assert "manifest.json" in errors["torn_manifest"] and "metrics.json" in errors["torn_metrics"]

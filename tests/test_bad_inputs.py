@@ -36,7 +36,7 @@ def bad_data(folder: Path) -> dict[str, Path]:
         "latin1.jsonl": '{"question": "caf\u00e9 costs 3", "target": "3"}\n'.encode("latin-1"),
         "no_target.jsonl": b'{"question": "1 + 1?", "rationale": "1 + 1 = 2."}\n',
         "no_answer.jsonl": b'{"question": "1 + 1?", "target": "2"}\n',
-        "array_line.jsonl": b'[1, 2, 3]\n',
+        "array_line.jsonl": b"[1, 2, 3]\n",
         "null_field.jsonl": b'{"question": null, "target": "2"}\n',
         "problems.txt": b'{"question": "1 + 1?", "target": "2"}\n',
         "broken.parquet": b"PAR1 not really",
@@ -57,8 +57,10 @@ def bad_data(folder: Path) -> dict[str, Path]:
     gsm_dir.mkdir(exist_ok=True)
     (gsm_dir / "test.jsonl").write_bytes(b'{"question": "1 + 1?"}\n')
     # keys usable in str.format: "empty.jsonl" -> "empty_jsonl"
-    return {name.replace(".", "_"): folder / name
-            for name in [*files, "empty_dir", "only_config", "no_tokenizer", "a_file", "gsm_dir"]}
+    return {
+        name.replace(".", "_"): folder / name
+        for name in [*files, "empty_dir", "only_config", "no_tokenizer", "a_file", "gsm_dir"]
+    }
 
 
 # (overrides, the key the message must name); {name} is a file from `bad_data`
@@ -143,8 +145,7 @@ CASES: list[tuple[tuple[str, ...], str]] = [
     ((DUMMY, "sampler=[greedy,min_p]"), "sampler.min_p"),
     ((DUMMY, "sampler.temperature=0", "sampler.top_p=0.9"), "sampler.top_p"),
     ((DUMMY, "sampler=edt", "sampler.edt.n=null"), "sampler.edt.n"),
-    ((DUMMY, "sampler=calibrated_epsilon", "sampler.calibrated_epsilon.a=null"),
-     "sampler.calibrated_epsilon.a"),
+    ((DUMMY, "sampler=calibrated_epsilon", "sampler.calibrated_epsilon.a=null"), "sampler.calibrated_epsilon.a"),
     # sampler ranges and kinds
     ((DUMMY, "sampler=min_p", "sampler.min_p=1.5"), "sampler.min_p"),
     ((DUMMY, "sampler=min_p", "sampler.min_p=abc"), "sampler.min_p"),
@@ -190,15 +191,24 @@ def test_the_table_is_large_enough():
 def run_launch(args: list[str], cwd: Path, timeout: float = 60) -> tuple[subprocess.CompletedProcess, float]:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     start = time.monotonic()
-    result = subprocess.run([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return result, time.monotonic() - start
 
 
 def written(folder: Path) -> list[str]:
     """Every file under `folder` except Hydra's own logs in `.hydra/`."""
-    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
-                  if p.is_file() and ".hydra" not in p.relative_to(folder).parts)
+    return sorted(
+        str(p.relative_to(folder))
+        for p in folder.rglob("*")
+        if p.is_file() and ".hydra" not in p.relative_to(folder).parts
+    )
 
 
 @pytest.mark.parametrize("overrides, key", CASES, ids=[" ".join(c[0]) for c in CASES])
@@ -226,8 +236,14 @@ RUN = [DUMMY, "task.limit=null", "task.repeats=4", "task.max_gen_toks=48"]
 
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(path_glob: tuple[Path, str], proc: subprocess.Popen, timeout: float = 120) -> Path:
@@ -353,8 +369,14 @@ def test_run_files_are_written_with_a_plain_files_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (run,) = [p.parent for p in out.glob("arith/*/*/*/DONE")]
     files = [p for p in run.rglob("*") if p.is_file()]
-    assert {p.name for p in files} >= {"config.yaml", "manifest.json", "metrics.json", "samples.parquet",
-                                        "DONE", "sss_arith.yaml"}
+    assert {p.name for p in files} >= {
+        "config.yaml",
+        "manifest.json",
+        "metrics.json",
+        "samples.parquet",
+        "DONE",
+        "sss_arith.yaml",
+    }
     assert {oct(stat.S_IMODE(p.stat().st_mode)) for p in files} == {oct(0o644)}
     assert not list(run.parent.glob(".*"))  # no lock, no temporary file left behind
 

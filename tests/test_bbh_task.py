@@ -29,8 +29,7 @@ def test_shipped_prompts_are_bbhs_own():
 def test_parsed_prompts_rebuild_the_file_exactly(name):
     description, shots, separator = parse_prompt((PROMPTS / f"{name}.txt").read_text())
     assert len(shots) == 3 and description
-    rebuilt = description + "\n\n" + "\n\n".join(
-        f"Q: {s['input']}\n{ANSWER_CUE}{separator}{s['cot']}" for s in shots)
+    rebuilt = description + "\n\n" + "\n\n".join(f"Q: {s['input']}\n{ANSWER_CUE}{separator}{s['cot']}" for s in shots)
     assert rebuilt == prompt_body(PROMPTS / f"{name}.txt")
     # each exemplar's reasoning ends in an answer the extractor reads
     assert all(utils.extract_answer(s["cot"]) != INVALID for s in shots)
@@ -47,8 +46,7 @@ def test_lm_eval_prompt_is_the_bbh_prompt_then_the_question(tmp_path):
         assert len(task.test_docs()) == len(raw)
         doc, prompt = first_prompt(task, 3)
         assert doc == raw[0]
-        assert prompt == prompt_body(data / "cot-prompts" / f"{name}.txt") + \
-            f"\n\nQ: {doc['input']}\n{ANSWER_CUE}"
+        assert prompt == prompt_body(data / "cot-prompts" / f"{name}.txt") + f"\n\nQ: {doc['input']}\n{ANSWER_CUE}"
         assert task.config.generation_kwargs["until"] == ["Q:", "</s>", "\n\n"]
 
 
@@ -69,8 +67,9 @@ def test_fewer_shots_keep_the_description_and_the_first_exemplars(tmp_path):
     task = load_tasks(cfg, tmp_path)["sss_bbh_cot_navigate"]
     doc, prompt = first_prompt(task, 1)
     description, shots, _ = parse_prompt((PROMPTS / "navigate.txt").read_text())
-    assert prompt == (f"{description}\n\nQ: {shots[0]['input']}\n{ANSWER_CUE}\n{shots[0]['cot']}"
-                      f"\n\nQ: {doc['input']}\n{ANSWER_CUE}")
+    assert prompt == (
+        f"{description}\n\nQ: {shots[0]['input']}\n{ANSWER_CUE}\n{shots[0]['cot']}\n\nQ: {doc['input']}\n{ANSWER_CUE}"
+    )
 
 
 def test_repository_layout_with_bbh_folder_is_accepted(tmp_path):
@@ -79,8 +78,9 @@ def test_repository_layout_with_bbh_folder_is_accepted(tmp_path):
     src = shared_data("bbh", "tasks", "navigate.json")
     (tmp_path / "bbh").mkdir()
     (tmp_path / "bbh" / "navigate.json").write_text(src.read_text())
-    (config,) = lm_eval_configs(task_config("bbh_cot", data_dir=str(tmp_path), subtasks=["navigate"]),
-                                tmp_path).values()
+    (config,) = lm_eval_configs(
+        task_config("bbh_cot", data_dir=str(tmp_path), subtasks=["navigate"]), tmp_path
+    ).values()
     assert config["dataset_kwargs"]["data_files"]["test"] == str(tmp_path / "bbh" / "navigate.json")
     assert config["dataset_kwargs"]["field"] == "examples"
     # no cot-prompts/ in the folder: the shipped prompts are used
@@ -96,20 +96,23 @@ def test_hub_configs_name_each_bbh_task(tmp_path):
     assert all("dataset_kwargs" not in c for c in configs.values())
 
 
-@pytest.mark.parametrize("response, expected", [
-    ("... So the answer is (A).", "(A)"),
-    ("So the answer is A.", "(A)"),
-    ("So the answer is (B) 12/14/2026.", "(B)"),
-    ("So the answer is Yes.", "yes"),
-    ("So the answer is valid.", "valid"),
-    ("So the answer is ] } ].", "] } ]"),
-    ("So the answer is 1,024.", "1024"),
-    ("So the answer is -11.", "-11"),
-    ("So the answer is apple  Banana cherry.", "apple banana cherry"),
-    ("So the answer is **False**.", "false"),
-    ("So the answer is", INVALID),
-    ("I do not know.", INVALID),
-])
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("... So the answer is (A).", "(A)"),
+        ("So the answer is A.", "(A)"),
+        ("So the answer is (B) 12/14/2026.", "(B)"),
+        ("So the answer is Yes.", "yes"),
+        ("So the answer is valid.", "valid"),
+        ("So the answer is ] } ].", "] } ]"),
+        ("So the answer is 1,024.", "1024"),
+        ("So the answer is -11.", "-11"),
+        ("So the answer is apple  Banana cherry.", "apple banana cherry"),
+        ("So the answer is **False**.", "false"),
+        ("So the answer is", INVALID),
+        ("I do not know.", INVALID),
+    ],
+)
 def test_answer_normalisation(response, expected):
     assert utils.extract_answer(response) == expected
 
@@ -126,11 +129,14 @@ def test_every_target_scores_as_its_own_answer():
             assert not utils.is_correct(targets[0], {"target": targets[1]})
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["task.subtasks=[no_such_task]"], "task.subtasks = ['no_such_task'] is not allowed"),
-    (["task.num_fewshot=4"], "at most 3"),
-    (["task.data_files=/etc/hostname"], "task.data_files"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task.subtasks=[no_such_task]"], "task.subtasks = ['no_such_task'] is not allowed"),
+        (["task.num_fewshot=4"], "at most 3"),
+        (["task.data_files=/etc/hostname"], "task.data_files"),
+    ],
+)
 def test_bad_settings_stop_before_any_model_loads(overrides, message, tmp_path):
     assert_refused(launch("task=bbh_cot", *overrides, f"output_root={tmp_path}"), message)
 

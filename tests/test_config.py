@@ -22,8 +22,20 @@ def compose_cfg(*overrides: str):
 
 
 def test_every_rule_of_samplers_md_has_a_config():
-    rules = {"temperature", "greedy", "top_k", "top_p", "min_p", "epsilon", "eta", "edt",
-             "greedy_threshold", "calibrated_topk", "calibrated_epsilon", "confidence_bin"}
+    rules = {
+        "temperature",
+        "greedy",
+        "top_k",
+        "top_p",
+        "min_p",
+        "epsilon",
+        "eta",
+        "edt",
+        "greedy_threshold",
+        "calibrated_topk",
+        "calibrated_epsilon",
+        "confidence_bin",
+    }
     assert rules <= set(SAMPLERS)
 
 
@@ -65,18 +77,25 @@ def test_stacking_by_list_and_by_key_give_the_same_spec():
 def test_cli_values_reach_the_spec():
     spec = validate(compose_cfg("sampler=edt", "sampler.edt.n=0.5", "sampler.edt.t0=0.7")).spec
     assert (spec.edt.n, spec.edt.theta, spec.edt.t0) == (0.5, 1.0, 0.7)
-    spec = validate(compose_cfg("sampler=calibrated_topk",
-                                "sampler.calibrated_topk=[1,2,3,4,5,6,7,8,9,10]",
-                                "sampler.calibrated_topk_order=high_first")).spec
+    spec = validate(
+        compose_cfg(
+            "sampler=calibrated_topk",
+            "sampler.calibrated_topk=[1,2,3,4,5,6,7,8,9,10]",
+            "sampler.calibrated_topk_order=high_first",
+        )
+    ).spec
     assert spec.calibrated_topk == (10, 9, 8, 7, 6, 5, 4, 3, 2, 1)
 
 
-@pytest.mark.parametrize("override, words", [
-    ("sampler.min_p=1.5", ["min_p", "1.5", "0 <= min_p <= 1"]),
-    ("sampler.top_k=-1", ["top_k", "-1", "k >= 1"]),
-    ("sampler.calibrated_topk=[1,1,1,1,1,1,1,1,1]", ["calibrated_topk", "10 integers", "got 9"]),
-    ("sampler.confidence_bin=11", ["confidence_bin", "11", "1 <= m <= 10"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("sampler.min_p=1.5", ["min_p", "1.5", "0 <= min_p <= 1"]),
+        ("sampler.top_k=-1", ["top_k", "-1", "k >= 1"]),
+        ("sampler.calibrated_topk=[1,1,1,1,1,1,1,1,1]", ["calibrated_topk", "10 integers", "got 9"]),
+        ("sampler.confidence_bin=11", ["confidence_bin", "11", "1 <= m <= 10"]),
+    ],
+)
 def test_bad_sampler_values_name_key_value_and_range(override, words):
     with pytest.raises(SamplerConfigError) as err:
         validate(compose_cfg(override))
@@ -90,28 +109,34 @@ def test_edt_with_nonpositive_n_is_rejected():
         validate(compose_cfg("sampler=edt", "sampler.edt.n=0"))
 
 
-@pytest.mark.parametrize("override, key", [
-    ("task.limit=0", "task.limit"),
-    ("task.repeats=0", "task.repeats"),
-    ("engine.max_rows=0", "engine.max_rows"),
-    ("model.dtype=int8", "model.dtype"),
-    ("model.trust_remote_code=no", "model.trust_remote_code"),
-    ("task.data_files=/nonexistent/file.jsonl", "task.data_files"),
-    ("seed=-3", "seed"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("task.limit=0", "task.limit"),
+        ("task.repeats=0", "task.repeats"),
+        ("engine.max_rows=0", "engine.max_rows"),
+        ("model.dtype=int8", "model.dtype"),
+        ("model.trust_remote_code=no", "model.trust_remote_code"),
+        ("task.data_files=/nonexistent/file.jsonl", "task.data_files"),
+        ("seed=-3", "seed"),
+    ],
+)
 def test_bad_run_values_are_config_errors(override, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         validate(compose_cfg(override))
 
 
 # ---------------------------------------------------------------- as a user types it
-@pytest.mark.parametrize("override, words", [
-    ("sampler.min_p=1.5", ["sampler.min_p = 1.5", "0 <= min_p <= 1"]),
-    ("sampler.top_k=-1", ["sampler.top_k = -1"]),
-    ("sampler.calibrated_topk=[2,2,2,2,2,2,2,2,2]", ["sampler.calibrated_topk", "got 9 values"]),
-    ("sampler.confidence_bin=11", ["sampler.confidence_bin = 11", "1 <= m <= 10"]),
-    ("sampler=edt sampler.edt.n=0", ["sampler.edt.n = 0", "N > 0"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("sampler.min_p=1.5", ["sampler.min_p = 1.5", "0 <= min_p <= 1"]),
+        ("sampler.top_k=-1", ["sampler.top_k = -1"]),
+        ("sampler.calibrated_topk=[2,2,2,2,2,2,2,2,2]", ["sampler.calibrated_topk", "got 9 values"]),
+        ("sampler.confidence_bin=11", ["sampler.confidence_bin = 11", "1 <= m <= 10"]),
+        ("sampler=edt sampler.edt.n=0", ["sampler.edt.n = 0", "N > 0"]),
+    ],
+)
 def test_launch_rejects_bad_values_before_loading_anything(tmp_path, override, words):
     result = launch(*override.split(), f"output_root={tmp_path}")
     assert result.returncode == 2, result.stderr
@@ -144,8 +169,11 @@ def test_named_sweeps_compose_with_their_grid():
     for name in names:
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             # a sweep's hub model is not in this offline machine's cache: the embedded one stands in
-            cfg = compose(config_name="config", return_hydra_config=True,
-                          overrides=[f"sweep={name}", "model.path=embedded:smollm2-135m-instruct"])
+            cfg = compose(
+                config_name="config",
+                return_hydra_config=True,
+                overrides=[f"sweep={name}", "model.path=embedded:smollm2-135m-instruct"],
+            )
         assert cfg.hydra.sweeper.params, name
         validate(cfg)
         if name == "min_p_grid":

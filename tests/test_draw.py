@@ -33,7 +33,7 @@ def test_a_row_does_not_depend_on_the_rest_of_the_batch():
     logits = torch.randn(32, 500)
     seeds = torch.randint(0, 2**62, (32,))
     together = draw(logits, seeds, 11)
-    alone = torch.stack([draw(logits[i:i + 1], seeds[i:i + 1], 11)[0] for i in range(32)])
+    alone = torch.stack([draw(logits[i : i + 1], seeds[i : i + 1], 11)[0] for i in range(32)])
     reversed_batch = draw(logits.flip(0), seeds.flip(0), 11).flip(0)
     assert torch.equal(together, alone)
     assert torch.equal(together, reversed_batch)

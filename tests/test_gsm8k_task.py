@@ -65,17 +65,19 @@ def test_own_exemplar_file(tmp_path):
 
     own = tmp_path / "shots.jsonl"
     own.write_text(json.dumps({"question": "1+1?", "rationale": "1+1=2. The answer is 2."}) + "\n")
-    (config,) = lm_eval_configs(task_config("gsm8k_cot", fewshot_file=str(own), num_fewshot=1),
-                                tmp_path).values()
+    (config,) = lm_eval_configs(task_config("gsm8k_cot", fewshot_file=str(own), num_fewshot=1), tmp_path).values()
     assert config["fewshot_config"]["samples"] == [{"question": "1+1?", "rationale": "1+1=2. The answer is 2."}]
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["task.data_files=/no/such/test.jsonl"], "task.data_files = '/no/such/test.jsonl' is not allowed"),
-    (["task.data_dir=/no/such/dir"], "task.data_dir = '/no/such/dir' is not allowed"),
-    (["task.num_fewshot=9"], "at most 8"),
-    (["task.fewshot_file=/no/shots.jsonl"], "task.fewshot_file"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["task.data_files=/no/such/test.jsonl"], "task.data_files = '/no/such/test.jsonl' is not allowed"),
+        (["task.data_dir=/no/such/dir"], "task.data_dir = '/no/such/dir' is not allowed"),
+        (["task.num_fewshot=9"], "at most 8"),
+        (["task.fewshot_file=/no/shots.jsonl"], "task.fewshot_file"),
+    ],
+)
 def test_bad_settings_stop_before_any_model_loads(overrides, message, tmp_path):
     assert_refused(launch("task=gsm8k_cot", *overrides, f"output_root={tmp_path}"), message)
     assert not list(tmp_path.rglob("manifest.json"))  # no run directory was started
@@ -83,6 +85,7 @@ def test_bad_settings_stop_before_any_model_loads(overrides, message, tmp_path):
 
 def test_data_files_and_data_dir_together_are_refused(tmp_path):
     test = shared_data("gsm8k", "test.jsonl")
-    result = launch("task=gsm8k_cot", f"task.data_files={test}", f"task.data_dir={test.parent}",
-                    f"output_root={tmp_path}")
+    result = launch(
+        "task=gsm8k_cot", f"task.data_files={test}", f"task.data_dir={test.parent}", f"output_root={tmp_path}"
+    )
     assert_refused(result, "not both")

@@ -122,8 +122,13 @@ def test_a_killed_run_is_recorded_as_interrupted_and_redone(tmp_path):
 
     args = ["sampler=greedy", "task.limit=2", "task.max_gen_toks=16", f"output_root={tmp_path}"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 300
     while not run_dirs(tmp_path) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.2)

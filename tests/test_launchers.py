@@ -4,7 +4,6 @@ anything is queued, and failure isolation with the local launcher (real submitit
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -33,9 +32,13 @@ def test_presets_compose_and_take_command_line_values(preset, target):
 
 
 def test_slurm_preset_has_the_cluster_knobs():
-    cfg = launcher_cfg("hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                       "hydra.launcher.array_parallelism=8", "hydra.launcher.mem_gb=64",
-                       "hydra.launcher.setup=[module load cuda]")
+    cfg = launcher_cfg(
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.array_parallelism=8",
+        "hydra.launcher.mem_gb=64",
+        "hydra.launcher.setup=[module load cuda]",
+    )
     assert (cfg.partition, cfg.array_parallelism, cfg.mem_gb) == ("gpu", 8, 64)
     assert list(cfg.setup) == ["module load cuda"] and cfg.max_num_timeout >= 1
     assert cfg.submitit_folder.endswith("/.submitit/%j")
@@ -55,8 +58,9 @@ def test_local_runs_side_by_side_get_disjoint_gpus():
 
 
 def test_a_bad_value_anywhere_in_the_sweep_stops_it_before_anything_runs(tmp_path):
-    result = launch("-m", "hydra/launcher=local", "sampler=min_p", "sampler.min_p=0.1,1.5",
-                    f"output_root={tmp_path}", timeout=300)
+    result = launch(
+        "-m", "hydra/launcher=local", "sampler=min_p", "sampler.min_p=0.1,1.5", f"output_root={tmp_path}", timeout=300
+    )
     assert result.returncode == 2
     assert "error: job #1 (sampler=min_p sampler.min_p=1.5" in result.stderr
     assert "0 <= min_p <= 1" in result.stderr and "nothing was submitted" in result.stderr
@@ -72,8 +76,16 @@ def test_local_launcher_a_failing_run_never_stops_the_others(tmp_path):
     # struct target beside the generated exemplars' text ones
     bad.write_text('{"question": "q", "target": {"a": [1]}}\n')
     out = tmp_path / "out"
-    args = ["-m", "hydra/launcher=local", "engine=dummy", "sampler=greedy", "task.limit=2", "task.max_gen_toks=16",
-            f"task.data_files={bad},null", f"output_root={out}"]
+    args = [
+        "-m",
+        "hydra/launcher=local",
+        "engine=dummy",
+        "sampler=greedy",
+        "task.limit=2",
+        "task.max_gen_toks=16",
+        f"task.data_files={bad},null",
+        f"output_root={out}",
+    ]
     first = launch(*args)
     assert first.returncode == 1, first.stderr[-3000:]
     assert "sweep: 2 jobs: 1 done, 1 failed" in first.stdout

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sss.evaluation.answers import INVALID
-from sss.evaluation.metrics import (k_values, majority_vote, pass_at_k, question_metrics, summarize,
-                                    summarize_by_task)
+from sss.evaluation.metrics import k_values, majority_vote, pass_at_k, question_metrics, summarize, summarize_by_task
 
 
 def test_k_values_are_powers_of_two_and_n():
@@ -69,9 +68,17 @@ def test_maj_at_k_and_friends_match_direct_counts(answers):
 def test_hand_computed_question():
     # 4 samples: 5, 5, 7, invalid; the target is 7
     out = question_metrics(["5", "5", "7", INVALID], [False, False, True, False])
-    assert out == {"accuracy": 0.0, "overall_correct": 0.25, "unique_answers": 2.0,
-                   "maj@1": 0.0, "maj@2": 0.0, "maj@4": 0.0,
-                   "pass@1": 0.25, "pass@2": 0.5, "pass@4": 1.0}
+    assert out == {
+        "accuracy": 0.0,
+        "overall_correct": 0.25,
+        "unique_answers": 2.0,
+        "maj@1": 0.0,
+        "maj@2": 0.0,
+        "maj@4": 0.0,
+        "pass@1": 0.25,
+        "pass@2": 0.5,
+        "pass@4": 1.0,
+    }
 
 
 def table(rows):
@@ -79,14 +86,19 @@ def table(rows):
 
 
 def test_summaries_pool_questions_and_split_by_task():
-    samples = table([
-        ("a", 0, 0, "1", True), ("a", 0, 1, "1", True),
-        ("a", 1, 1, "2", False), ("a", 1, 0, "3", True),   # out of order on purpose
-        ("b", 0, 0, INVALID, False), ("b", 0, 1, "4", True),
-    ])
+    samples = table(
+        [
+            ("a", 0, 0, "1", True),
+            ("a", 0, 1, "1", True),
+            ("a", 1, 1, "2", False),
+            ("a", 1, 0, "3", True),  # out of order on purpose
+            ("b", 0, 0, INVALID, False),
+            ("b", 0, 1, "4", True),
+        ]
+    )
     pooled = summarize(samples)
-    assert pooled["accuracy"] == pytest.approx(2 / 3)       # a0 yes, a1 (repeat 0 = "3") yes, b0 no
-    assert pooled["maj@2"] == pytest.approx(1.0)            # a0 "1"; a1 tie -> "3" first; b0 "4"
+    assert pooled["accuracy"] == pytest.approx(2 / 3)  # a0 yes, a1 (repeat 0 = "3") yes, b0 no
+    assert pooled["maj@2"] == pytest.approx(1.0)  # a0 "1"; a1 tie -> "3" first; b0 "4"
     assert pooled["overall_correct"] == pytest.approx(4 / 6)
     assert list(pooled)[:3] == ["accuracy", "overall_correct", "unique_answers"]
     by_task = summarize_by_task(samples)

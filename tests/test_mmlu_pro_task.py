@@ -22,9 +22,18 @@ DATA = ROOT / "tests" / "data" / "mmlu_pro"
 
 
 def task_cfg(**overrides) -> dict:
-    cfg = {"name": "mmlu_pro_cot", "limit": None, "repeats": 1, "num_fewshot": 5, "max_gen_toks": 16,
-           "stop": ["Question:"], "chat_template": False, "data_files": None, "data_dir": str(DATA),
-           "subjects": ["math", "computer_science"]}
+    cfg = {
+        "name": "mmlu_pro_cot",
+        "limit": None,
+        "repeats": 1,
+        "num_fewshot": 5,
+        "max_gen_toks": 16,
+        "stop": ["Question:"],
+        "chat_template": False,
+        "data_files": None,
+        "data_dir": str(DATA),
+        "subjects": ["math", "computer_science"],
+    }
     return {**cfg, **overrides}
 
 
@@ -54,27 +63,31 @@ def hub_layout(folder: Path) -> Path:
     (folder / "data").mkdir(parents=True)
     (folder / "README.md").write_text(
         "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: test\n    path: data/test-*\n"
-        "  - split: validation\n    path: data/validation-*\n---\n")
+        "  - split: validation\n    path: data/validation-*\n---\n"
+    )
     for split in ("test", "validation"):
         pq.write_table(read_table(DATA / f"{split}.jsonl"), folder / "data" / f"{split}-00000-of-00001.parquet")
     return folder
 
 
 # ---------------------------------------------------------------- extraction
-@pytest.mark.parametrize("response, expected", [
-    ("7 is option B. The answer is (B).", "B"),
-    ("So the answer is C", "C"),
-    ("The answer is: (J)", "J"),
-    ("Answer is **(D)**", "D"),
-    ("the answer is (A) because ... but the answer is (B).", "A"),  # the first statement counts
-    ("the answer is Carbon.", INVALID),                              # a word, not a letter
-    ("the answer is (K).", INVALID),                                 # only A-J exist
-    ("the answer is (c).", INVALID),                                 # letters are upper case
-    ("Answer: (E)", "E"),                                            # fallback: "Answer: (X)"
-    ("Working...\nAnswer: F\n", "F"),                                # fallback: a bare letter ending its line
-    ("Answer: A bird cannot fly.", INVALID),                         # "A" is a word here
-    ("I am not sure.", INVALID),
-])
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        ("7 is option B. The answer is (B).", "B"),
+        ("So the answer is C", "C"),
+        ("The answer is: (J)", "J"),
+        ("Answer is **(D)**", "D"),
+        ("the answer is (A) because ... but the answer is (B).", "A"),  # the first statement counts
+        ("the answer is Carbon.", INVALID),  # a word, not a letter
+        ("the answer is (K).", INVALID),  # only A-J exist
+        ("the answer is (c).", INVALID),  # letters are upper case
+        ("Answer: (E)", "E"),  # fallback: "Answer: (X)"
+        ("Working...\nAnswer: F\n", "F"),  # fallback: a bare letter ending its line
+        ("Answer: A bird cannot fly.", INVALID),  # "A" is a word here
+        ("I am not sure.", INVALID),
+    ],
+)
 def test_extract_answer(response, expected):
     assert utils.extract_answer(response) == expected
 
@@ -108,17 +121,21 @@ def test_one_lm_eval_task_per_category_with_its_own_questions_and_exemplars(json
     ids = {name: [d["question_id"] for d in task.test_docs()] for name, task in jsonl_tasks.items()}
     shots = {name: [d["question_id"] for d in task.fewshot_docs()] for name, task in jsonl_tasks.items()}
     assert ids == {"sss_mmlu_pro_cot_math": [101, 103], "sss_mmlu_pro_cot_computer_science": [102, 104]}
-    assert shots == {"sss_mmlu_pro_cot_math": [1, 3, 5, 7, 9],
-                     "sss_mmlu_pro_cot_computer_science": [2, 4, 6, 8, 10]}
+    assert shots == {"sss_mmlu_pro_cot_math": [1, 3, 5, 7, 9], "sss_mmlu_pro_cot_computer_science": [2, 4, 6, 8, 10]}
 
 
 def test_first_prompt_has_the_categorys_exemplars_in_order(jsonl_tasks):
     prompt = first_prompt(jsonl_tasks["sss_mmlu_pro_cot_math"])
     assert prompt.startswith("The following are multiple choice questions (with answers) about math. ")
     questions = [line for line in prompt.splitlines() if line.startswith("Question: ")]
-    assert questions == ["Question: What is 3 + 4?", "Question: What is 10 divided by 2?",
-                         "Question: What is 2 to the power 5?", "Question: What is 9 minus 11?",
-                         "Question: What is the square root of 81?", "Question: What is 6 times 7?"]
+    assert questions == [
+        "Question: What is 3 + 4?",
+        "Question: What is 10 divided by 2?",
+        "Question: What is 2 to the power 5?",
+        "Question: What is 9 minus 11?",
+        "Question: What is the square root of 81?",
+        "Question: What is 6 times 7?",
+    ]
     assert prompt.count("Answer: Let's think step by step.") == 6
     assert prompt.endswith("(I) 43\n(J) 44\nAnswer: Let's think step by step.")
 
@@ -127,7 +144,7 @@ def test_first_prompt_is_exactly_the_mmlu_pro_cot_layout(tmp_path):
     tasks = load_tasks(task_cfg(num_fewshot=2, subjects=["computer_science"]), tmp_path)
     assert first_prompt(tasks["sss_mmlu_pro_cot_computer_science"]) == (
         "The following are multiple choice questions (with answers) about computer science. "
-        "Think step by step, then end with \"The answer is (X)\", where X is the letter of the "
+        'Think step by step, then end with "The answer is (X)", where X is the letter of the '
         "correct option.\n\n"
         "Question: Which data structure serves items in first-in, first-out order?\n"
         "Options:\n(A) stack\n(B) queue\n(C) heap\n(D) tree\n"
@@ -137,7 +154,8 @@ def test_first_prompt_is_exactly_the_mmlu_pro_cot_layout(tmp_path):
         "Answer: Let's think step by step. A byte is eight bits. The answer is (B).\n\n"
         "Question: Which of these is a compiled language?\n"
         "Options:\n(A) C\n(B) Bash\n(C) Python\n(D) JavaScript\n"
-        "Answer: Let's think step by step.")
+        "Answer: Let's think step by step."
+    )
 
 
 def test_run_settings_reach_lm_eval(jsonl_tasks):
@@ -153,8 +171,9 @@ def test_hub_config_loads_a_repository_laid_out_like_the_hub(tmp_path):
     configs = lm_eval_configs(task_cfg(data_dir=None, subjects=["math"]), tmp_path / "cache")
     assert configs["sss_mmlu_pro_cot_math"]["dataset_kwargs"] == {"filters": [["category", "==", "math"]]}
     assert "dataset_path" not in configs["sss_mmlu_pro_cot_math"]  # the shipped YAML's hub path
-    tasks = load_tasks(task_cfg(data_dir=None, subjects=["math"]), tmp_path,
-                       edit=lambda c: c.update(dataset_path=str(repo)))
+    tasks = load_tasks(
+        task_cfg(data_dir=None, subjects=["math"]), tmp_path, edit=lambda c: c.update(dataset_path=str(repo))
+    )
     task = tasks["sss_mmlu_pro_cot_math"]
     assert [d["question_id"] for d in task.test_docs()] == [101, 103]
     assert [d["question_id"] for d in task.fewshot_docs()] == [1, 3, 5, 7, 9]
@@ -169,8 +188,9 @@ def test_local_parquet_layout_gives_the_same_prompt(tmp_path, jsonl_tasks):
 def test_subjects_default_to_all_14_categories(tmp_path):
     configs = lm_eval_configs(task_cfg(data_dir=None, subjects=None), tmp_path)
     assert list(configs) == [f"sss_mmlu_pro_cot_{s}" for s in SUBJECTS] and len(configs) == 14
-    assert configs["sss_mmlu_pro_cot_computer_science"]["dataset_kwargs"]["filters"] == \
-        [["category", "==", "computer science"]]
+    assert configs["sss_mmlu_pro_cot_computer_science"]["dataset_kwargs"]["filters"] == [
+        ["category", "==", "computer science"]
+    ]
 
 
 def test_jsonl_is_converted_once(tmp_path):
@@ -182,14 +202,17 @@ def test_jsonl_is_converted_once(tmp_path):
 
 
 # ---------------------------------------------------------------- config errors
-@pytest.mark.parametrize("overrides, words", [
-    ({"subjects": ["chem"]}, ["task.subjects = ['chem']", "computer_science"]),
-    ({"subjects": []}, ["task.subjects = []", "non-empty list"]),
-    ({"subjects": ["math", "math"]}, ["each category once"]),
-    ({"subjects": None}, ["task.subjects = None", "['computer_science', 'math']", "'biology'"]),
-    ({"num_fewshot": 6}, ["task.num_fewshot = 6", "at most 5"]),
-    ({"data_files": str(DATA / "test.jsonl"), "data_dir": None}, ["task.data_files", "validation split"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        ({"subjects": ["chem"]}, ["task.subjects = ['chem']", "computer_science"]),
+        ({"subjects": []}, ["task.subjects = []", "non-empty list"]),
+        ({"subjects": ["math", "math"]}, ["each category once"]),
+        ({"subjects": None}, ["task.subjects = None", "['computer_science', 'math']", "'biology'"]),
+        ({"num_fewshot": 6}, ["task.num_fewshot = 6", "at most 5"]),
+        ({"data_files": str(DATA / "test.jsonl"), "data_dir": None}, ["task.data_files", "validation split"]),
+    ],
+)
 def test_bad_configs_name_the_key_and_what_is_allowed(overrides, words):
     with pytest.raises(TaskConfigError) as error:
         TASKS["mmlu_pro_cot"].validate(task_cfg(**overrides))
@@ -218,13 +241,18 @@ def test_fewer_local_exemplars_than_shots_is_an_error(tmp_path):
     TASKS["mmlu_pro_cot"].validate(task_cfg(data_dir=str(folder), num_fewshot=3))
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["task.data_dir=tests/data"], ["task.data_dir = 'tests/data'", "no test file found"]),
-    (["task.subjects=[math,chem]", "task.data_dir=tests/data/mmlu_pro"], ["task.subjects = ['chem']"]),
-    (["task.num_fewshot=6"], ["task.num_fewshot = 6", "at most 5"]),
-    (["task.data_files=tests/data/mmlu_pro/test.jsonl", "task.data_dir=tests/data/mmlu_pro"],
-     ["task.data_files", "not both"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["task.data_dir=tests/data"], ["task.data_dir = 'tests/data'", "no test file found"]),
+        (["task.subjects=[math,chem]", "task.data_dir=tests/data/mmlu_pro"], ["task.subjects = ['chem']"]),
+        (["task.num_fewshot=6"], ["task.num_fewshot = 6", "at most 5"]),
+        (
+            ["task.data_files=tests/data/mmlu_pro/test.jsonl", "task.data_dir=tests/data/mmlu_pro"],
+            ["task.data_files", "not both"],
+        ),
+    ],
+)
 def test_launch_rejects_bad_configs_before_loading_a_model(tmp_path, overrides, words):
     assert_refused(launch("task=mmlu_pro_cot", *overrides, f"output_root={tmp_path}"), *words)
 
@@ -232,8 +260,15 @@ def test_launch_rejects_bad_configs_before_loading_a_model(tmp_path, overrides, 
 # ---------------------------------------------------------------- end to end
 @pytest.mark.slow
 def test_launch_end_to_end_on_the_fixture(tmp_path):
-    result = launch("task=mmlu_pro_cot", f"task.data_dir={DATA}", "task.subjects=[math,computer_science]",
-                    "task.limit=1", "task.max_gen_toks=24", "task.repeats=2", f"output_root={tmp_path}")
+    result = launch(
+        "task=mmlu_pro_cot",
+        f"task.data_dir={DATA}",
+        "task.subjects=[math,computer_science]",
+        "task.limit=1",
+        "task.max_gen_toks=24",
+        "task.repeats=2",
+        f"output_root={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (done,) = list(tmp_path.rglob("DONE"))
     run = done.parent
@@ -241,8 +276,7 @@ def test_launch_end_to_end_on_the_fixture(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     # limit counts per category: 1 question x 2 categories x 2 repeats
     assert len(samples) == 4 and metrics["n_docs"] == 2
-    assert sorted(samples["lm_eval_task"].unique()) == ["sss_mmlu_pro_cot_computer_science",
-                                                        "sss_mmlu_pro_cot_math"]
+    assert sorted(samples["lm_eval_task"].unique()) == ["sss_mmlu_pro_cot_computer_science", "sss_mmlu_pro_cot_math"]
     assert sorted(samples["target"]) == ["A", "A", "B", "B"]
     assert list(samples["answer"]) == [utils.extract_answer(r) for r in samples["response"]]
     assert list(samples["correct"]) == [a == t for a, t in zip(samples["answer"], samples["target"])]

@@ -22,7 +22,7 @@ from sss.evaluation.records import paper_rules, scores
 # The regex and exact_match settings of the paper's task YAMLs (eval/maths/gsm8k_fewshot.yaml,
 # eval/bbh_cot_fewshot/_cot_fewshot_template_yaml, eval/mmlu_pro/_default_template_yaml).
 PAPER_YAML = {
-    "gsm8k_cot": r'''
+    "gsm8k_cot": r"""
 regex_pattern: (?<=[Tt]he answer is )[^.\\]+
 metric:
   ignore_case: true
@@ -41,19 +41,19 @@ metric:
     - "\\\\[\\(\\)]"
     - "\\\\[\\[\\]]"
     - "\\\\"
-''',
-    "bbh_cot": r'''
+""",
+    "bbh_cot": r"""
 regex_pattern: "(?<=the answer is )(.*)(?=.)"
 metric:
   ignore_case: true
   ignore_punctuation: true
-''',
-    "mmlu_pro_cot": r'''
+""",
+    "mmlu_pro_cot": r"""
 regex_pattern: 'answer is \(?([ABCDEFGHIJ])\)?'
 metric:
   ignore_case: true
   ignore_punctuation: true
-''',
+""",
 }
 
 
@@ -87,8 +87,11 @@ def lm_eval_question(responses: list[str], reference: str, task: str) -> dict[st
     extracted = lm_eval_extract(responses, spec["regex_pattern"])
     first = list(TakeFirstFilter().apply([extracted], [{}]))[0]
     correct = [lm_eval_exact(e, reference, spec["metric"]) for e in extracted]
-    out = {"accuracy": float(lm_eval_exact(first, reference, spec["metric"])),
-           "overall_correct": sum(correct) / len(correct), "unique_answers": float(len(set(extracted)))}
+    out = {
+        "accuracy": float(lm_eval_exact(first, reference, spec["metric"])),
+        "overall_correct": sum(correct) / len(correct),
+        "unique_answers": float(len(set(extracted))),
+    }
     for k in k_values(len(responses)):
         out[f"maj@{k}"] = float(lm_eval_maj(responses, reference, task, k))
         out[f"pass@{k}"] = float(any(correct[:k]))
@@ -96,31 +99,57 @@ def lm_eval_question(responses: list[str], reference: str, task: str) -> dict[st
 
 
 def gsm8k_pool(target: str, wrong: str) -> list[str]:
-    return [f"3 + 15 = 18. The answer is {target}.", f"The answer is ${target}.",
-            f"So the answer is {target} dollars.", f"The answer is {wrong}.", "I cannot tell.",
-            f"The answer is \\boxed{{{target}}}.", f"the answer is: {target}\nQuestion: next",
-            f"The answer is {target}", f"The answer is {wrong}.5 apples.", f"The answer is {target},000.",
-            "The answer is .", f"Step one.\nThe answer is {target}. The answer is {wrong}."]
+    return [
+        f"3 + 15 = 18. The answer is {target}.",
+        f"The answer is ${target}.",
+        f"So the answer is {target} dollars.",
+        f"The answer is {wrong}.",
+        "I cannot tell.",
+        f"The answer is \\boxed{{{target}}}.",
+        f"the answer is: {target}\nQuestion: next",
+        f"The answer is {target}",
+        f"The answer is {wrong}.5 apples.",
+        f"The answer is {target},000.",
+        "The answer is .",
+        f"Step one.\nThe answer is {target}. The answer is {wrong}.",
+    ]
 
 
 def bbh_pool(target: str, wrong: str) -> list[str]:
-    return [f"So the answer is {target}.", f"So the answer is {target}", f"So the answer is {wrong}.",
-            f"so the answer is {target.lower()}.", f"The answer is {target}.", "No idea.",
-            f"So the answer is {target} because.", f"the answer is **{target}**.",
-            f"the answer is {target}.\nthe answer is {wrong}."]
+    return [
+        f"So the answer is {target}.",
+        f"So the answer is {target}",
+        f"So the answer is {wrong}.",
+        f"so the answer is {target.lower()}.",
+        f"The answer is {target}.",
+        "No idea.",
+        f"So the answer is {target} because.",
+        f"the answer is **{target}**.",
+        f"the answer is {target}.\nthe answer is {wrong}.",
+    ]
 
 
 def mmlu_pool(target: str, wrong: str) -> list[str]:
-    return [f"The answer is ({target}).", f"the answer is {target}", f"The answer is ({wrong}).",
-            f"Answer is ({target})", f"The answer is {target.lower()}.", "Hmm.",
-            f"the answer is ({target}) and the answer is ({wrong})", f"Answer: {target}"]
+    return [
+        f"The answer is ({target}).",
+        f"the answer is {target}",
+        f"The answer is ({wrong}).",
+        f"Answer is ({target})",
+        f"The answer is {target.lower()}.",
+        "Hmm.",
+        f"the answer is ({target}) and the answer is ({wrong})",
+        f"Answer: {target}",
+    ]
 
 
-CASES = {"gsm8k_cot": (gsm8k_pool, [("18", "19"), ("1234", "1243"), ("-3", "3"), ("0.5", "5"),
-                                    ("1,234", "1,243")]),
-         "bbh_cot": (bbh_pool, [("(A)", "(B)"), ("True", "False"), ("Yes", "No"), ("valid", "invalid"),
-                                ("12", "13"), ("] ) }", "] }")]),
-         "mmlu_pro_cot": (mmlu_pool, [("B", "C"), ("J", "A")])}
+CASES = {
+    "gsm8k_cot": (gsm8k_pool, [("18", "19"), ("1234", "1243"), ("-3", "3"), ("0.5", "5"), ("1,234", "1,243")]),
+    "bbh_cot": (
+        bbh_pool,
+        [("(A)", "(B)"), ("True", "False"), ("Yes", "No"), ("valid", "invalid"), ("12", "13"), ("] ) }", "] }")],
+    ),
+    "mmlu_pro_cot": (mmlu_pool, [("B", "C"), ("J", "A")]),
+}
 
 
 @pytest.mark.parametrize("task", sorted(CASES))
@@ -135,7 +164,7 @@ def test_paper_chain_equals_lm_evals_filters_and_metric(task):
         for _ in range(60):
             n = rng.choice([1, 3, 4, 8])
             # few distinct responses per question, so votes tie and invalid answers can win
-            responses = [rng.choice(pool[:rng.randint(2, len(pool))]) for _ in range(n)]
+            responses = [rng.choice(pool[: rng.randint(2, len(pool))]) for _ in range(n)]
             extracted = [rules.extract(r) for r in responses]
             assert extracted == lm_eval_extract(responses, rules.regex)
             expected = lm_eval_question(responses, target, task)
@@ -166,14 +195,25 @@ def test_the_papers_vote_differs_from_sss_where_the_issue_says():
 def test_scores_pool_questions_and_keep_tasks_apart():
     rules = paper_rules("bbh_cot")
     rows = []
-    questions = (("sss_bbh_cot_navigate", "Yes", ["So the answer is Yes.", "x"]),
-                 ("sss_bbh_cot_snarks", "(A)", ["So the answer is (B).", "So the answer is (A)."]),
-                 ("sss_bbh_cot_snarks", "(B)", ["So the answer is (B).", "So the answer is (B)."]))
+    questions = (
+        ("sss_bbh_cot_navigate", "Yes", ["So the answer is Yes.", "x"]),
+        ("sss_bbh_cot_snarks", "(A)", ["So the answer is (B).", "So the answer is (A)."]),
+        ("sss_bbh_cot_snarks", "(B)", ["So the answer is (B).", "So the answer is (B)."]),
+    )
     for task, target, responses in questions:
         doc_id = sum(r["lm_eval_task"] == task for r in rows) // 2
         for repeat, response in enumerate(responses):
-            rows.append({"lm_eval_task": task, "doc_id": doc_id, "repeat": repeat, "response": response,
-                         "reference": target, "answer": "x", "correct": False})
+            rows.append(
+                {
+                    "lm_eval_task": task,
+                    "doc_id": doc_id,
+                    "repeat": repeat,
+                    "response": response,
+                    "reference": target,
+                    "answer": "x",
+                    "correct": False,
+                }
+            )
     paper = scores(pd.DataFrame(rows), "bbh_cot", "paper")
     assert paper["metrics"]["accuracy"] == pytest.approx(2 / 3)
     assert paper["metrics"]["pass@2"] == 1.0 and paper["metrics"]["overall_correct"] == pytest.approx(4 / 6)
@@ -186,17 +226,31 @@ def test_analyze_rescores_an_old_run_from_its_samples(tmp_path):
     from test_analyze import analyze, make_run
 
     # an old run of gsm8k_cot: metrics.json has no "paper", samples.parquet no paper columns
-    run = make_run(tmp_path / "runs" / "r0", "temperature", {"temperature": 1.0}, seed=0,
-                   metrics={"accuracy": 0.5}, repeats=4)
+    run = make_run(
+        tmp_path / "runs" / "r0", "temperature", {"temperature": 1.0}, seed=0, metrics={"accuracy": 0.5}, repeats=4
+    )
     config = yaml.safe_load((run / "config.yaml").read_text())
     config["task"]["name"] = "gsm8k_cot"
     (run / "config.yaml").write_text(yaml.safe_dump(config))
-    questions = {0: ("18", ["The answer is 18.", "x", "y", "The answer is $18."]),
-                 1: ("5", ["The answer is 4.", "The answer is 5.", "The answer is 4.", "The answer is 5."])}
-    pd.DataFrame([{"lm_eval_task": "sss_gsm8k_cot", "doc_id": doc_id, "repeat": repeat, "response": response,
-                   "answer": "?", "target": target, "correct": False}
-                  for doc_id, (target, responses) in questions.items()
-                  for repeat, response in enumerate(responses)]).to_parquet(run / "samples.parquet")
+    questions = {
+        0: ("18", ["The answer is 18.", "x", "y", "The answer is $18."]),
+        1: ("5", ["The answer is 4.", "The answer is 5.", "The answer is 4.", "The answer is 5."]),
+    }
+    pd.DataFrame(
+        [
+            {
+                "lm_eval_task": "sss_gsm8k_cot",
+                "doc_id": doc_id,
+                "repeat": repeat,
+                "response": response,
+                "answer": "?",
+                "target": target,
+                "correct": False,
+            }
+            for doc_id, (target, responses) in questions.items()
+            for repeat, response in enumerate(responses)
+        ]
+    ).to_parquet(run / "samples.parquet")
     expected = [lm_eval_question(responses, target, "gsm8k_cot") for target, responses in questions.values()]
 
     result = analyze(f"analyze.input={tmp_path / 'runs'}", "analyze.scoring=paper", "analyze.rescore=true")

@@ -34,9 +34,15 @@ def recomputed(samples: pd.DataFrame, repeats: int) -> dict[str, float]:
             maj = bool(group["correct"][group["answer"] == winner].iloc[0])
         else:
             maj = False
-        per_question.append({"accuracy": correct[0], "overall_correct": sum(correct) / len(correct),
-                             f"maj@{repeats}": maj, f"pass@{repeats}": any(correct),
-                             "unique_answers": len(votes)})
+        per_question.append(
+            {
+                "accuracy": correct[0],
+                "overall_correct": sum(correct) / len(correct),
+                f"maj@{repeats}": maj,
+                f"pass@{repeats}": any(correct),
+                "unique_answers": len(votes),
+            }
+        )
     table = pd.DataFrame(per_question)
     return {name: float(table[name].mean()) for name in table.columns}
 
@@ -60,8 +66,16 @@ def check_metrics_agree(run: Path, repeats: int) -> tuple[dict, pd.DataFrame]:
 
 def test_gsm8k_with_repeats_and_min_p(tmp_path):
     test = shared_data("gsm8k", "test.jsonl")
-    result = launch("task=gsm8k_cot", f"task.data_files={test}", "task.limit=6", "task.repeats=4",
-                    "sampler=min_p", "task.max_gen_toks=64", f"output_root={tmp_path}", timeout=1800)
+    result = launch(
+        "task=gsm8k_cot",
+        f"task.data_files={test}",
+        "task.limit=6",
+        "task.repeats=4",
+        "sampler=min_p",
+        "task.max_gen_toks=64",
+        f"output_root={tmp_path}",
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = the_run(tmp_path)
     metrics, samples = check_metrics_agree(run, repeats=4)
@@ -74,13 +88,18 @@ def test_gsm8k_with_repeats_and_min_p(tmp_path):
     text = task_yaml.read_text()
     assert "max_gen_toks: 64" in text and "repeats: 4" in text and "num_fewshot: 5" in text
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["generation"] == {"num_fewshot": 5, "repeats": 4, "max_gen_toks": 64,
-                                      "stop": ["Question:", "</s>", "<|im_end|>", "<|endoftext|>"],
-                                      "chat_template": False}
+    assert manifest["generation"] == {
+        "num_fewshot": 5,
+        "repeats": 4,
+        "max_gen_toks": 64,
+        "stop": ["Question:", "</s>", "<|im_end|>", "<|endoftext|>"],
+        "chat_template": False,
+    }
     assert samples["prompt"].str.startswith("Question: Natalia sold clips").all()
     docs = [json.loads(line) for line in test.read_text().splitlines()[:6]]
     assert list(samples.drop_duplicates("doc_id")["target"]) == [
-        d["answer"].split("####")[-1].strip().replace(",", "") for d in docs]
+        d["answer"].split("####")[-1].strip().replace(",", "") for d in docs
+    ]
 
 
 # four BBH tasks of different answer kinds (every one of the 27 loads in test_bbh_task.py)
@@ -89,9 +108,16 @@ BBH_SOME = ["date_understanding", "sports_understanding", "dyck_languages", "obj
 
 def test_bbh_tasks_from_a_local_folder_with_repeats(tmp_path):
     data = shared_data("bbh")
-    result = launch("task=bbh_cot", f"task.data_dir={data}", f"task.subtasks=[{','.join(BBH_SOME)}]",
-                    "task.limit=2", "task.repeats=2", "task.max_gen_toks=48", f"output_root={tmp_path}",
-                    timeout=1800)
+    result = launch(
+        "task=bbh_cot",
+        f"task.data_dir={data}",
+        f"task.subtasks=[{','.join(BBH_SOME)}]",
+        "task.limit=2",
+        "task.repeats=2",
+        "task.max_gen_toks=48",
+        f"output_root={tmp_path}",
+        timeout=1800,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     run = the_run(tmp_path)
     metrics, samples = check_metrics_agree(run, repeats=2)
@@ -99,8 +125,7 @@ def test_bbh_tasks_from_a_local_folder_with_repeats(tmp_path):
     assert len(list((run / "lm_eval_tasks").glob("*.yaml"))) == 4
     assert set(metrics["by_task"]) == set(samples["lm_eval_task"])
     for task, values in metrics["by_task"].items():
-        assert values["accuracy"] == pytest.approx(
-            samples.loc[samples["lm_eval_task"] == task, "correct"].mean())
+        assert values["accuracy"] == pytest.approx(samples.loc[samples["lm_eval_task"] == task, "correct"].mean())
     # targets are the normalised BBH targets of the first question of each task
     first = json.loads((data / "tasks" / "date_understanding.json").read_text())["examples"][0]
     row = samples[samples["lm_eval_task"] == "sss_bbh_cot_date_understanding"].iloc[0]

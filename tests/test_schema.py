@@ -54,34 +54,37 @@ def test_the_default_config_and_the_jobs_validate():
     assert validate(compose(["job=calibrate", "calibration=arith"], CONF)).spec is None
 
 
-@pytest.mark.parametrize("override, words", [
-    ("model.trust_remote_code=no", ["model.trust_remote_code = 'no'", "true or false"]),
-    ("force=1", ["force = 1", "true or false"]),
-    ("task.chat_template=yes", ["task.chat_template = 'yes'", "true or false"]),
-    ("logging.tokens=on", ["logging.tokens = 'on'", "true or false"]),
-    ("calibration.chat_template=off", ["calibration.chat_template = 'off'", "true or false"]),
-    ("sampler.greedy=maybe", ["sampler.greedy = 'maybe'", "true or false"]),
-    ("task.limit=abc", ["task.limit = 'abc'", "an integer or null"]),
-    ("task.repeats=2.5", ["task.repeats = 2.5", "an integer"]),
-    ("sampler.min_p=high", ["sampler.min_p = 'high'", "a number or null"]),
-    ("task.repeats=null", ["task.repeats = null", "an integer"]),
-    ("model.path=null", ["model.path = null", "a string"]),
-    ("task.stop=abc", ["task.stop = 'abc'", "a list of strings"]),
-    ("model.dtype=float8", ["model.dtype = 'float8'", "one of [float32, bfloat16, float16]"]),
-    ("engine.loop=fast", ["engine.loop = 'fast'", "one of [sss, generate]"]),
-    ("model.foo=1", ["model.foo = 1", "model has no key 'foo'", "trust_remote_code"]),
-    ("+model.foo=1", ["model.foo = 1", "model has no key 'foo'"]),
-    ("+foo=1", ["foo = 1", "the top level has no key 'foo'"]),
-    ("engine.vocab_seed=1", ["engine.vocab_seed = 1", "engine has no key 'vocab_seed'"]),
-    ("sampler.edt.n=0.5", ["sampler.edt.n = 0.5", "sampler.edt is null here", "add sampler=edt"]),
-    ("analyze.input=runs", ["analyze.input = 'runs'", "analyze is null here", "add job=analyze"]),
-    ("sampler=nucleus9", ["sampler = 'nucleus9'", "Available options in 'sampler'", "min_p"]),
-    ("sampler=[min_p,nucleus]", ["sampler = 'nucleus'", "Available options in 'sampler'", "top_p"]),
-    ("sampler.calibrated_topk=[1,a]", ["sampler.calibrated_topk[1] = 'a'", "expected an integer"]),
-    ("calibration.thresholds=[0.1,x]", ["calibration.thresholds[1] = 'x'", "expected a number"]),
-    ("~task.limit", ["~task.limit is not allowed", "task.limit=null"]),
-    ("task.limit=[1", ["'task.limit=[1' is not an override Hydra can read"]),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("model.trust_remote_code=no", ["model.trust_remote_code = 'no'", "true or false"]),
+        ("force=1", ["force = 1", "true or false"]),
+        ("task.chat_template=yes", ["task.chat_template = 'yes'", "true or false"]),
+        ("logging.tokens=on", ["logging.tokens = 'on'", "true or false"]),
+        ("calibration.chat_template=off", ["calibration.chat_template = 'off'", "true or false"]),
+        ("sampler.greedy=maybe", ["sampler.greedy = 'maybe'", "true or false"]),
+        ("task.limit=abc", ["task.limit = 'abc'", "an integer or null"]),
+        ("task.repeats=2.5", ["task.repeats = 2.5", "an integer"]),
+        ("sampler.min_p=high", ["sampler.min_p = 'high'", "a number or null"]),
+        ("task.repeats=null", ["task.repeats = null", "an integer"]),
+        ("model.path=null", ["model.path = null", "a string"]),
+        ("task.stop=abc", ["task.stop = 'abc'", "a list of strings"]),
+        ("model.dtype=float8", ["model.dtype = 'float8'", "one of [float32, bfloat16, float16]"]),
+        ("engine.loop=fast", ["engine.loop = 'fast'", "one of [sss, generate]"]),
+        ("model.foo=1", ["model.foo = 1", "model has no key 'foo'", "trust_remote_code"]),
+        ("+model.foo=1", ["model.foo = 1", "model has no key 'foo'"]),
+        ("+foo=1", ["foo = 1", "the top level has no key 'foo'"]),
+        ("engine.vocab_seed=1", ["engine.vocab_seed = 1", "engine has no key 'vocab_seed'"]),
+        ("sampler.edt.n=0.5", ["sampler.edt.n = 0.5", "sampler.edt is null here", "add sampler=edt"]),
+        ("analyze.input=runs", ["analyze.input = 'runs'", "analyze is null here", "add job=analyze"]),
+        ("sampler=nucleus9", ["sampler = 'nucleus9'", "Available options in 'sampler'", "min_p"]),
+        ("sampler=[min_p,nucleus]", ["sampler = 'nucleus'", "Available options in 'sampler'", "top_p"]),
+        ("sampler.calibrated_topk=[1,a]", ["sampler.calibrated_topk[1] = 'a'", "expected an integer"]),
+        ("calibration.thresholds=[0.1,x]", ["calibration.thresholds[1] = 'x'", "expected a number"]),
+        ("~task.limit", ["~task.limit is not allowed", "task.limit=null"]),
+        ("task.limit=[1", ["'task.limit=[1' is not an override Hydra can read"]),
+    ],
+)
 def test_compose_refuses_wrong_types_in_one_line(override, words):
     with pytest.raises(ConfigError) as info:
         compose([override], CONF)
@@ -91,10 +94,15 @@ def test_compose_refuses_wrong_types_in_one_line(override, words):
         assert word in message, message
 
 
-@pytest.mark.parametrize("override, value", [
-    ("force=true", True), ("force=False", False), ("force=TRUE", True),
-    ("engine=vllm engine.enforce_eager=null", None),
-])
+@pytest.mark.parametrize(
+    "override, value",
+    [
+        ("force=true", True),
+        ("force=False", False),
+        ("force=TRUE", True),
+        ("engine=vllm engine.enforce_eager=null", None),
+    ],
+)
 def test_booleans_are_true_or_false_in_any_case_and_optional_ones_null(override, value):
     cfg = compose(override.split(), CONF)
     key = override.split()[-1].partition("=")[0]
@@ -140,10 +148,13 @@ def test_omegaconf_does_not_run_post_init_at_compose_time():
 
 
 def test_the_schema_and_the_error_type_import_no_torch():
-    code = ("import sys, sss.schema, sss.config; from sss.schema import compose; "
-            f"compose([], {str(CONF)!r}); print('torch' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False,
-                            timeout=120)
+    code = (
+        "import sys, sss.schema, sss.config; from sss.schema import compose; "
+        f"compose([], {str(CONF)!r}); print('torch' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"
 
@@ -158,17 +169,23 @@ def test_the_sss_launchers_refuse_each_bad_job_of_a_sweep_in_one_line(tmp_path):
     from sss.runs import sweep
 
     loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(CONF)))
-    base = loader.load_configuration("config", overrides=["engine=dummy", f"output_root={tmp_path}"],
-                                     run_mode=RunMode.MULTIRUN)
+    base = loader.load_configuration(
+        "config", overrides=["engine=dummy", f"output_root={tmp_path}"], run_mode=RunMode.MULTIRUN
+    )
     jobs = [["sampler.min_p=0.1"], ["sampler.min_p=high"], ["force=no"], ["model.foo=1"]]
     with pytest.raises(sweep.SweepConfigError) as info:
         sweep.plan(loader, base, jobs, 0)
     assert str(info.value).splitlines() == [
         "job #1 (sampler.min_p=high): sampler.min_p = 'high' is not allowed: expected a number or null",
-        ("job #2 (force=no): force = 'no' is not allowed: expected true or false "
-         "(yes, no, 1 and 0 are not booleans here)"),
-        ("job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
-         "(its keys: name, path, dtype, trust_remote_code)")]
+        (
+            "job #2 (force=no): force = 'no' is not allowed: expected true or false "
+            "(yes, no, 1 and 0 are not booleans here)"
+        ),
+        (
+            "job #3 (model.foo=1): model.foo = 1 is not allowed: model has no key 'foo' "
+            "(its keys: name, path, dtype, trust_remote_code)"
+        ),
+    ]
     assert not list(tmp_path.iterdir())
 
 

@@ -30,8 +30,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 SCRIPT = Path(os.environ.get("SSS_SLURM_SCRIPT", ROOT.parent / "shared" / "tools" / "slurm-single-node.sh"))
 # Small runs, one CPU each so that two jobs run side by side on a 2-core machine.
-SWEEP = ["-m", "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=4",
-         "sampler=min_p", "task.limit=1", "task.max_gen_toks=24"]
+SWEEP = [
+    "-m",
+    "hydra/launcher=slurm",
+    "hydra.launcher.cpus_per_task=1",
+    "hydra.launcher.mem_gb=4",
+    "sampler=min_p",
+    "task.limit=1",
+    "task.max_gen_toks=24",
+]
 WAIT_S = 900
 
 
@@ -76,8 +83,14 @@ def slurm():
 def start(*overrides: str) -> subprocess.Popen:
     """launch.py in the background, as conftest.launch runs it."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
-    return subprocess.Popen([sys.executable, str(ROOT / "launch.py"), *overrides], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "launch.py"), *overrides],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def wait_for(what: str, condition, timeout: float = WAIT_S, proc: subprocess.Popen | None = None):
@@ -106,8 +119,9 @@ def manifests(root: Path) -> dict[Path, dict]:
 
 
 def sacct_states(job_ids: list[str]) -> list[str]:
-    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(job_ids)],
-                         capture_output=True, text=True, timeout=60).stdout
+    out = subprocess.run(
+        ["sacct", "-n", "-X", "-P", "-o", "State", "-j", ",".join(job_ids)], capture_output=True, text=True, timeout=60
+    ).stdout
     return [line.split()[0] for line in out.splitlines() if line.strip()]
 
 
@@ -128,8 +142,7 @@ def test_sweep_runs_every_job_relaunch_skips_all_and_analyze_reads_it(slurm, tmp
     # one SLURM job array, both tasks COMPLETED according to SLURM's own accounting
     assert len({m["scheduler"]["slurm_array_job_id"] for m in runs.values()}) == 1
     # (slurmdbd records job ends a moment after the jobs' results are on disk)
-    wait_for("sacct to show both COMPLETED",
-             lambda: sacct_states(job_ids) == ["COMPLETED", "COMPLETED"], timeout=120)
+    wait_for("sacct to show both COMPLETED", lambda: sacct_states(job_ids) == ["COMPLETED", "COMPLETED"], timeout=120)
     (sweep_index,) = sweep_indexes(tmp_path)
     sweep_dir = sweep_index.parent
 
@@ -140,8 +153,7 @@ def test_sweep_runs_every_job_relaunch_skips_all_and_analyze_reads_it(slurm, tmp
     # nothing was queued: no submitit folder in the second sweep, no new model load
     second = sweep_indexes(tmp_path)[-1].parent
     assert second != sweep_dir and not (second / ".submitit").exists()
-    assert stamps == {run: ((run / "DONE").stat().st_mtime_ns, m["finished"])
-                      for run, m in manifests(tmp_path).items()}
+    assert stamps == {run: ((run / "DONE").stat().st_mtime_ns, m["finished"]) for run, m in manifests(tmp_path).items()}
 
     result = launch("job=analyze", f"analyze.input={sweep_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -172,8 +184,10 @@ def test_killed_job_is_redone_on_relaunch_and_a_preempted_one_is_requeued(slurm,
         manifest = read(path)
         scheduler = manifest.get("scheduler", {})
         # an array task is known as <array id>_<task>; a sweep of one job is a plain job
-        ids = {scheduler.get("slurm_job_id"),
-               f"{scheduler.get('slurm_array_job_id')}_{scheduler.get('slurm_array_task_id')}"}
+        ids = {
+            scheduler.get("slurm_job_id"),
+            f"{scheduler.get('slurm_array_job_id')}_{scheduler.get('slurm_array_task_id')}",
+        }
         return manifest if manifest["status"] == "running" and job_id in ids else None
 
     # 1. kill one job mid-run: the other finishes, the killed one is recorded as such
@@ -196,9 +210,11 @@ def test_killed_job_is_redone_on_relaunch_and_a_preempted_one_is_requeued(slurm,
     # 2. re-launch: only the killed run is queued; preempt it while it runs; submitit
     #    requeues it through SLURM and the requeued job redoes the partial run to the end
     proc = start(*args)
-    index = wait_for("a second sweep index",
-                     lambda: next((p for p in sweep_indexes(tmp_path) if p.parent != index.parent), None),
-                     proc=proc)
+    index = wait_for(
+        "a second sweep index",
+        lambda: next((p for p in sweep_indexes(tmp_path) if p.parent != index.parent), None),
+        proc=proc,
+    )
     redo = wait_for("the job id", lambda: job_of(index, "0.2"), proc=proc)
     assert job_of(index, "0.1") is None  # the finished run was not queued
     wait_for("the redo to start", lambda: running(redo["run_dir"], redo["job_id"]), proc=proc)

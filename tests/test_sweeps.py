@@ -55,9 +55,16 @@ def provide_calibration(sweep: str, output_root: Path) -> None:
 
     config = validate(compose_cfg(f"sweep={sweep}", "job=calibrate", f"output_root={output_root}")).config
     folder = calibration_dir(config)
-    write_json(folder / "calibration.json", {
-        "format": "sss-calibration", "format_version": 1, "bins": 10,
-        "k_lists": {"0.05": [1, 2, 3, 3, 3, 3, 2, 2, 2, 1]}, "fit": {"log_base": 10, "a": -0.5, "b": 0.8}})
+    write_json(
+        folder / "calibration.json",
+        {
+            "format": "sss-calibration",
+            "format_version": 1,
+            "bins": 10,
+            "k_lists": {"0.05": [1, 2, 3, 3, 3, 3, 2, 2, 2, 1]},
+            "fit": {"log_base": 10, "a": -0.5, "b": 0.8},
+        },
+    )
     (folder / "DONE").write_text("")
 
 
@@ -70,8 +77,9 @@ def test_sweep_expands_to_valid_distinct_configs(sweep, tmp_path):
     for overrides in jobs:
         cfg = compose_cfg(f"sweep={sweep}", *overrides, f"output_root={tmp_path}")
         settings = validate(cfg)
-        configs.append(repr((settings.spec, settings.config["task"], settings.config["model"],
-                             settings.config["seed"])))
+        configs.append(
+            repr((settings.spec, settings.config["task"], settings.config["model"], settings.config["seed"]))
+        )
         for override in overrides:
             assert_reaches_config(override, cfg, settings.config)
     assert len(set(configs)) == len(jobs), "two jobs of the sweep are the same run"

@@ -33,8 +33,10 @@ def runs_of(root: Path) -> pd.DataFrame:
 
 def tables_of(root: Path, options: TraceOptions | None = None):
     result = run_traces(runs_of(root), options or TraceOptions())
-    return result, {name: t.drop(columns=["task", "model", "sampler", "params", "seed", "run_dir"])
-                    for name, t in result.tables.items()}
+    return result, {
+        name: t.drop(columns=["task", "model", "sampler", "params", "seed", "run_dir"])
+        for name, t in result.tables.items()
+    }
 
 
 def rows(table: pd.DataFrame, key: str, *values: str) -> dict:
@@ -49,25 +51,43 @@ def test_hand_built_traces_every_number(tmp_path):
     # low-confidence steps (p_max < 0.3; 0.3 itself is not low) per sample:
     # doc 0: 1, 0, 2, 1; doc 1: 1, 2, 0, 1.  correct: T T F F / F T F F
     assert rows(t["low_conf_tokens"], "events", "samples", "correct", "accuracy") == {
-        "0": (2, 1, 0.5), "1": (4, 1, 0.25), "2": (2, 1, 0.5)}
+        "0": (2, 1, 0.5),
+        "1": (4, 1, 0.25),
+        "2": (2, 1, 0.5),
+    }
 
     # ranks at low-confidence steps: 1 (T), 3 and 2 (F), 12 (F) / 4 (F), 1 and 2 (T), 25 (F)
     ranks = t["sampled_rank"]
     assert rows(ranks[ranks["subset"] == "all"], "rank", "events", "correct", "accuracy") == {
-        "1": (2, 2, 1.0), "2": (2, 1, 0.5), "3": (1, 0, 0.0), "4": (1, 0, 0.0), "10+": (2, 0, 0.0)}
+        "1": (2, 2, 1.0),
+        "2": (2, 1, 0.5),
+        "3": (1, 0, 0.0),
+        "4": (1, 0, 0.0),
+        "10+": (2, 0, 0.0),
+    }
     assert rows(ranks[ranks["subset"] == "one_event"], "rank", "events", "correct", "accuracy") == {
-        "1": (1, 1, 1.0), "4": (1, 0, 0.0), "10+": (2, 0, 0.0)}
+        "1": (1, 1, 1.0),
+        "4": (1, 0, 0.0),
+        "10+": (2, 0, 0.0),
+    }
 
     assert rows(t["max_rank_bins"], "max_rank", "samples", "correct", "accuracy") == {
-        "none": (2, 1, 0.5), "1-2": (2, 2, 1.0), "3-4": (2, 0, 0.0), "11-12": (1, 0, 0.0),
-        "21+": (1, 0, 0.0)}
+        "none": (2, 1, 0.5),
+        "1-2": (2, 2, 1.0),
+        "3-4": (2, 0, 0.0),
+        "11-12": (1, 0, 0.0),
+        "21+": (1, 0, 0.0),
+    }
 
     # low-probability sampled tokens (p < 0.1): doc 0 repeats 1 (rank 2), 2 (rank 3), 3 (rank 12);
     # doc 1 repeat 3 (rank 25)
     assert rows(t["low_prob_tokens"], "events", "samples", "correct") == {"0": (4, 2), "1": (4, 1)}
     low_prob = t["low_prob_rank"]
     assert rows(low_prob[low_prob["subset"] == "all"], "rank", "events", "correct") == {
-        "2": (1, 1), "3": (1, 0), "10+": (2, 0)}
+        "2": (1, 1),
+        "3": (1, 0),
+        "10+": (2, 0),
+    }
 
     # mean rank <= 2, samples without events kept: doc 0 keeps repeats 0, 1 ("5", "5": right);
     # doc 1 keeps 1 ("7") and 2 (invalid): right. Plain vote: doc 0 ties 5/3, first is 5: right;
@@ -99,17 +119,24 @@ def test_vote_is_the_metrics_vote(tmp_path):
     from sss.evaluation.metrics import majority_vote
 
     rng = np.random.default_rng(7)
-    frame = pd.DataFrame({"run_dir": "r", "lm_eval_task": "t", "doc_id": np.repeat(np.arange(300), 6),
-                          "repeat": np.tile(np.arange(6), 300),
-                          "answer": rng.choice(["1", "2", "3", "[invalid]"], 1800, p=[.3, .3, .2, .2])})
+    frame = pd.DataFrame(
+        {
+            "run_dir": "r",
+            "lm_eval_task": "t",
+            "doc_id": np.repeat(np.arange(300), 6),
+            "repeat": np.tile(np.arange(6), 300),
+            "answer": rng.choice(["1", "2", "3", "[invalid]"], 1800, p=[0.3, 0.3, 0.2, 0.2]),
+        }
+    )
     frame["correct"] = frame["answer"] == "2"
     frame = frame.sample(frac=1, random_state=1)  # order must not matter
     got = vote(frame).set_index("doc_id")
     for doc, group in frame.sort_values("repeat").groupby("doc_id"):
         winner = majority_vote(list(group["answer"]))
         expected = None if winner is None else int(group["repeat"].iloc[winner])
-        assert (pd.isna(got.loc[doc, "winner_repeat"]) if expected is None
-                else got.loc[doc, "winner_repeat"] == expected), doc
+        assert (
+            pd.isna(got.loc[doc, "winner_repeat"]) if expected is None else got.loc[doc, "winner_repeat"] == expected
+        ), doc
         assert got.loc[doc, "vote_correct"] == (winner is not None and bool(group["correct"].iloc[winner]))
 
 
@@ -135,13 +162,22 @@ def random_samples(rng: np.random.Generator, tasks=("t_a", "t_b"), docs=5, repea
         for doc in range(docs):
             for repeat in range(repeats):
                 n = int(rng.integers(0, 40))
-                steps = [(float(pm), int(r), float(min(pm, p)))
-                         for pm, r, p in zip(rng.uniform(0.05, 1, n), rng.integers(1, 30, n),
-                                             rng.uniform(0.001, 1, n))]
+                steps = [
+                    (float(pm), int(r), float(min(pm, p)))
+                    for pm, r, p in zip(rng.uniform(0.05, 1, n), rng.integers(1, 30, n), rng.uniform(0.001, 1, n))
+                ]
                 answer = str(rng.integers(0, 3))
-                out.append(Sample(doc, repeat, answer, answer == "1", steps,
-                                  answer_at=int(rng.integers(0, n)) if n and rng.random() < 0.7 else None,
-                                  lm_eval_task=task))
+                out.append(
+                    Sample(
+                        doc,
+                        repeat,
+                        answer,
+                        answer == "1",
+                        steps,
+                        answer_at=int(rng.integers(0, n)) if n and rng.random() < 0.7 else None,
+                        lm_eval_task=task,
+                    )
+                )
     return out
 
 
@@ -154,8 +190,7 @@ def test_join_by_key_under_shuffled_rows(tmp_path, until_answer):
     make_trace_run(tmp_path / "b" / "run", samples)
     shuffled = tmp_path / "b" / "run"
     table = pq.read_table(shuffled / "tokens.parquet")
-    pq.write_table(table.take(rng.permutation(table.num_rows)), shuffled / "tokens.parquet",
-                   row_group_size=37)
+    pq.write_table(table.take(rng.permutation(table.num_rows)), shuffled / "tokens.parquet", row_group_size=37)
     frame = pd.read_parquet(shuffled / "samples.parquet")
     frame.sample(frac=1, random_state=3).to_parquet(shuffled / "samples.parquet", index=False)
 
@@ -193,8 +228,11 @@ def test_pooled_tables_agree_with_a_recount(tmp_path):
         hits = [(s.correct) for s, e in events for r in e["low_conf"] if min(r, 10) == row["order"]]
         assert row["events"] == len(hits) and row["correct"] == sum(hits)
     for _, row in t["max_rank_bins"].iterrows():
-        mine = [s for s, e in events
-                if (0 if not e["low_conf"] else min(math.ceil(max(e["low_conf"]) / 2), 11)) == row["order"]]
+        mine = [
+            s
+            for s, e in events
+            if (0 if not e["low_conf"] else min(math.ceil(max(e["low_conf"]) / 2), 11)) == row["order"]
+        ]
         assert row["samples"] == len(mine)
 
 
@@ -216,8 +254,14 @@ def test_trace_that_does_not_match_its_samples_is_refused(tmp_path):
 
 def analyze(*overrides: str) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    return subprocess.run([sys.executable, str(ROOT / "launch.py"), "job=analyze", *overrides], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "job=analyze", *overrides],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_analyze_sweep_with_and_without_traces_and_broken_ones(tmp_path):
@@ -243,22 +287,26 @@ def test_analyze_sweep_with_and_without_traces_and_broken_ones(tmp_path):
     per_sample = pd.read_parquet(out / "trace_samples.parquet")
     assert sorted(per_sample["run_dir"].unique()) == sorted(str(p.resolve()) for p in (good, other))
     counts = pd.read_parquet(out / "low_conf_tokens.parquet")
-    by_run = {run: rows(frame, "events", "samples", "correct")
-              for run, frame in counts.groupby("run_dir")}
+    by_run = {run: rows(frame, "events", "samples", "correct") for run, frame in counts.groupby("run_dir")}
     assert by_run[str(good.resolve())] == {"0": (2, 1), "1": (4, 1), "2": (2, 1)}
     assert by_run[str(other.resolve())] == {"0": (2, 1), "1": (4, 3), "2": (2, 1)}
     assert pd.read_csv(out / "low_conf_tokens.csv").shape == counts.shape
 
     report = (out / "report.md").read_text()
     section = report.split("## Token traces")[1].split("## Figures")[0]
-    assert ("2 runs analysed, 1 finished runs without tokens.parquet skipped, 2 with unreadable traces"
-            in section)
+    assert "2 runs analysed, 1 finished runs without tokens.parquet skipped, 2 with unreadable traces" in section
     for broken in (truncated, corrupt):
         assert f"{broken.resolve() / 'tokens.parquet'}: cannot be read" in section
         assert f"{broken.resolve() / 'tokens.parquet'}" in result.stdout
     names = {p.name for p in (out / "figures").glob("*.png")}
-    for name in ("low_conf_tokens", "sampled_rank", "max_rank_bins", "conditioned_vote",
-                 "low_prob_tokens", "low_prob_rank"):
+    for name in (
+        "low_conf_tokens",
+        "sampled_rank",
+        "max_rank_bins",
+        "conditioned_vote",
+        "low_prob_tokens",
+        "low_prob_rank",
+    ):
         figure = out / "figures" / f"{name}__arith__tiny.png"
         assert figure.name in names and figure.read_bytes()[:8] == PNG_MAGIC
         assert f"(figures/{figure.name})" in report
@@ -274,13 +322,16 @@ def test_analyze_without_any_traces_says_so(tmp_path):
     assert not (tmp_path / "outputs" / "analysis" / "low_conf_tokens.parquet").exists()
 
 
-@pytest.mark.parametrize("override, words", [
-    ("analyze.low_conf=0", "analyze.low_conf = 0.0 is not allowed"),  # a float, as the schema types it
-    ("analyze.sampled_prob=1.5", "analyze.sampled_prob = 1.5 is not allowed"),
-    ("analyze.vote_rank_stat=median", "analyze.vote_rank_stat = 'median' is not allowed"),
-    ("analyze.vote_rank_cap=0.5", "analyze.vote_rank_cap = 0.5 is not allowed"),
-    ("analyze.until_answer=maybe", "analyze.until_answer = 'maybe' is not allowed"),
-])
+@pytest.mark.parametrize(
+    "override, words",
+    [
+        ("analyze.low_conf=0", "analyze.low_conf = 0.0 is not allowed"),  # a float, as the schema types it
+        ("analyze.sampled_prob=1.5", "analyze.sampled_prob = 1.5 is not allowed"),
+        ("analyze.vote_rank_stat=median", "analyze.vote_rank_stat = 'median' is not allowed"),
+        ("analyze.vote_rank_cap=0.5", "analyze.vote_rank_cap = 0.5 is not allowed"),
+        ("analyze.until_answer=maybe", "analyze.until_answer = 'maybe' is not allowed"),
+    ],
+)
 def test_analyze_options_are_checked(tmp_path, override, words):
     make_trace_run(tmp_path / "1", hand_samples())
     result = analyze(f"analyze.input={tmp_path}", override)
@@ -295,8 +346,9 @@ def test_analyses_from_the_written_per_sample_table(tmp_path):
     result.samples.to_parquet(path, index=False)
     again = analyses(pd.read_parquet(path), TraceOptions())
     for name, table in result.tables.items():
-        pd.testing.assert_frame_equal(table.reset_index(drop=True), again[name].reset_index(drop=True),
-                                      check_dtype=False)
+        pd.testing.assert_frame_equal(
+            table.reset_index(drop=True), again[name].reset_index(drop=True), check_dtype=False
+        )
 
 
 def test_run_without_any_event(tmp_path):
@@ -316,14 +368,21 @@ def test_figures_pool_runs_per_sampler_beyond_the_legend(tmp_path):
 
     samples = hand_samples()
     for i in range(LEGEND_MAX + 2):
-        make_trace_run(tmp_path / f"r{i}", samples, sampler="min_p" if i % 2 else "top_p",
-                       params={"min_p" if i % 2 else "top_p": 0.01 * (i + 1)})
+        make_trace_run(
+            tmp_path / f"r{i}",
+            samples,
+            sampler="min_p" if i % 2 else "top_p",
+            params={"min_p" if i % 2 else "top_p": 0.01 * (i + 1)},
+        )
     result, _ = tables_of(tmp_path)
     counts = result.tables["low_conf_tokens"]
     ((_, _, pooled),) = list(_per_model(counts, "samples", ("events",)))
     assert sorted(pooled["run"].unique()) == ["min_p (9 runs pooled)", "top_p (9 runs pooled)"]
     # each of the 9 identical runs has 2, 4, 2 samples at 0, 1, 2 events, 1 correct each
     assert rows(pooled[pooled["sampler"] == "min_p"], "events", "samples", "correct", "accuracy") == {
-        "0": (18, 9, 0.5), "1": (36, 9, 0.25), "2": (18, 9, 0.5)}
+        "0": (18, 9, 0.5),
+        "1": (36, 9, 0.25),
+        "2": (18, 9, 0.5),
+    }
     figures = trace_figures(result.tables, TraceOptions(), tmp_path)
     assert len(figures) == 6 and all(p.read_bytes()[:8] == PNG_MAGIC for p in figures)

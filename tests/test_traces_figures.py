@@ -22,12 +22,23 @@ def bin_runs(root, bins=(2, 5, 8), seeds=(0, 1), docs=6, repeats=8):
     out = {}
     for m in bins:
         for seed in seeds:
-            samples = [Sample(d, r, str(rng.choice(["1", "2", "3", "[invalid]"], p=[.4, .3, .2, .1])),
-                              False, [(0.9, 1, 0.9)]) for d in range(docs) for r in range(repeats)]
+            samples = [
+                Sample(
+                    d, r, str(rng.choice(["1", "2", "3", "[invalid]"], p=[0.4, 0.3, 0.2, 0.1])), False, [(0.9, 1, 0.9)]
+                )
+                for d in range(docs)
+                for r in range(repeats)
+            ]
             for s in samples:
                 s.correct = s.answer == "1"
-            run = make_trace_run(root / f"m{m}s{seed}", samples, sampler="confidence_bin",
-                                 params={"confidence_bin": m}, seed=seed, tokens=False)
+            run = make_trace_run(
+                root / f"m{m}s{seed}",
+                samples,
+                sampler="confidence_bin",
+                params={"confidence_bin": m},
+                seed=seed,
+                tokens=False,
+            )
             out[(m, seed)] = pd.read_parquet(run / "samples.parquet")
     return out
 
@@ -47,17 +58,23 @@ def test_confidence_bin_curves_match_the_metrics(tmp_path):
         # maj@k: sss.evaluation.metrics over the first k repeats, averaged over the two seeds
         expected = np.mean([summarize(runs[(m, s)])[f"maj@{k}"] for s in (0, 1)])
         assert row["maj_at_k"] == pytest.approx(expected)
-        unique = np.mean([per_question(runs[(m, s)][runs[(m, s)]["repeat"] < k])["unique_answers"].mean()
-                          for s in (0, 1)])
+        unique = np.mean(
+            [per_question(runs[(m, s)][runs[(m, s)]["repeat"] < k])["unique_answers"].mean() for s in (0, 1)]
+        )
         assert row["unique_answers"] == pytest.approx(unique)
 
 
 def test_analyze_draws_the_confidence_bin_figure(tmp_path):
     bin_runs(tmp_path / "outputs")
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1")
-    result = subprocess.run([sys.executable, str(ROOT / "launch.py"), "job=analyze",
-                             f"analyze.input={tmp_path / 'outputs'}"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "launch.py"), "job=analyze", f"analyze.input={tmp_path / 'outputs'}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "outputs" / "analysis"
     figure = out / "figures" / "confidence_bins__arith__tiny.png"
@@ -88,9 +105,14 @@ def test_schematic_kept_sets_come_from_the_rules(tmp_path):
 
     env = dict(os.environ)
     out = tmp_path / "schematic.png"
-    result = subprocess.run([sys.executable, "-m", "sss.analysis.schematic", "--out", str(out),
-                             "--columns", "12", "--ranks", "10"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "sss.analysis.schematic", "--out", str(out), "--columns", "12", "--ranks", "10"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert out.read_bytes()[:8] == PNG_MAGIC
 
@@ -102,14 +124,24 @@ def test_confidence_bins_with_other_bin_counts(tmp_path):
     from sss.runs.discovery import find_runs
 
     for m in (1, 3):
-        samples = [Sample(d, r, str((d + r * m) % 3), (d + r * m) % 3 == 0, [(0.9, 1, 0.9)])
-                   for d in range(3) for r in range(4)]
-        make_trace_run(tmp_path / f"five{m}", samples, sampler="confidence_bin+bins",
-                       params={"confidence_bin": m, "bins": 5}, tokens=False)
-    make_trace_run(tmp_path / "ten", samples, sampler="confidence_bin", params={"confidence_bin": 2},
-                   tokens=False)
+        samples = [
+            Sample(d, r, str((d + r * m) % 3), (d + r * m) % 3 == 0, [(0.9, 1, 0.9)])
+            for d in range(3)
+            for r in range(4)
+        ]
+        make_trace_run(
+            tmp_path / f"five{m}",
+            samples,
+            sampler="confidence_bin+bins",
+            params={"confidence_bin": m, "bins": 5},
+            tokens=False,
+        )
+    make_trace_run(tmp_path / "ten", samples, sampler="confidence_bin", params={"confidence_bin": 2}, tokens=False)
     table = confidence_bin_table(runs_table(find_runs(tmp_path)))
-    assert sorted(map(tuple, table[["bins", "confidence_bin"]].drop_duplicates().to_numpy())) == \
-        [(5, 1), (5, 3), (10, 2)]
+    assert sorted(map(tuple, table[["bins", "confidence_bin"]].drop_duplicates().to_numpy())) == [
+        (5, 1),
+        (5, 3),
+        (10, 2),
+    ]
     figures = confidence_bin_figures(table, tmp_path)  # one figure: bins=10 has a single bin
     assert [p.name for p in figures] == ["confidence_bins-5__arith__tiny.png"]

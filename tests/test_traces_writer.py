@@ -14,14 +14,17 @@ from sss.tracing import TokenTraceWriter, trace_schema
 
 def random_trace(rng: np.random.Generator, n: int, top_k: int = 0) -> TokenTrace:
     trace = TokenTrace(
-        token_ids=rng.integers(0, 50_000, n), logprob=np.log(rng.uniform(0.01, 1, n)).astype(np.float32),
-        rank=rng.integers(1, 30, n).astype(np.int32), p_max=rng.uniform(0, 1, n).astype(np.float32),
-        entropy=rng.uniform(0, 5, n).astype(np.float32), kept=rng.integers(1, 100, n).astype(np.int32),
-        text_end=np.cumsum(rng.integers(1, 6, n)).astype(np.int32))
+        token_ids=rng.integers(0, 50_000, n),
+        logprob=np.log(rng.uniform(0.01, 1, n)).astype(np.float32),
+        rank=rng.integers(1, 30, n).astype(np.int32),
+        p_max=rng.uniform(0, 1, n).astype(np.float32),
+        entropy=rng.uniform(0, 5, n).astype(np.float32),
+        kept=rng.integers(1, 100, n).astype(np.int32),
+        text_end=np.cumsum(rng.integers(1, 6, n)).astype(np.int32),
+    )
     if top_k:
         trace.top_ids = rng.integers(0, 50_000, (n, top_k + 3))  # the engine may give more
-        trace.top_logprobs = np.sort(np.log(rng.uniform(0.001, 1, (n, top_k + 3))), axis=1)[:, ::-1] \
-            .astype(np.float32)
+        trace.top_logprobs = np.sort(np.log(rng.uniform(0.001, 1, (n, top_k + 3))), axis=1)[:, ::-1].astype(np.float32)
     return trace
 
 
@@ -45,20 +48,30 @@ def test_round_trip_in_row_groups(tmp_path, top_k):
     frame = table.to_pandas()
     start = 0
     for (task, doc, repeat, n), trace in zip(plan, traces):
-        rows = frame.iloc[start:start + n]
+        rows = frame.iloc[start : start + n]
         start += n
         assert (rows["lm_eval_task"].astype(str) == task).all()
         assert (rows["doc_id"] == doc).all() and (rows["repeat"] == repeat).all()
         np.testing.assert_array_equal(rows["step"], np.arange(n))
         np.testing.assert_array_equal(rows["token_id"], trace.token_ids)
-        for column, field in (("logprob", "logprob"), ("rank", "rank"), ("p_max", "p_max"),
-                              ("entropy", "entropy"), ("kept", "kept"), ("text_end", "text_end")):
+        for column, field in (
+            ("logprob", "logprob"),
+            ("rank", "rank"),
+            ("p_max", "p_max"),
+            ("entropy", "entropy"),
+            ("kept", "kept"),
+            ("text_end", "text_end"),
+        ):
             np.testing.assert_array_equal(rows[column].to_numpy(), getattr(trace, field))
         if top_k:
-            np.testing.assert_array_equal(np.stack(rows["top_ids"].to_numpy()).reshape(n, top_k) if n else
-                                          np.empty((0, top_k)), trace.top_ids[:, :top_k])
-            np.testing.assert_array_equal(np.stack(rows["top_logprobs"].to_numpy()).reshape(n, top_k) if n
-                                          else np.empty((0, top_k)), trace.top_logprobs[:, :top_k])
+            np.testing.assert_array_equal(
+                np.stack(rows["top_ids"].to_numpy()).reshape(n, top_k) if n else np.empty((0, top_k)),
+                trace.top_ids[:, :top_k],
+            )
+            np.testing.assert_array_equal(
+                np.stack(rows["top_logprobs"].to_numpy()).reshape(n, top_k) if n else np.empty((0, top_k)),
+                trace.top_logprobs[:, :top_k],
+            )
         else:
             assert "top_ids" not in frame.columns
 
@@ -119,12 +132,15 @@ def test_empty_run_gives_an_empty_table_and_bad_traces_are_refused(tmp_path):
         TokenTraceWriter(tmp_path / "c.parquet", top_k=-1)
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["logging.tokens=yes"], "logging.tokens = 'yes'"),
-    (["logging=tokens", "logging.top_k=-2"], "logging.top_k = -2"),
-    (["logging=tokens", "logging.top_k=1.5"], "logging.top_k = 1.5"),
-    (["logging.top_k=3"], "unless logging.tokens=true"),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["logging.tokens=yes"], "logging.tokens = 'yes'"),
+        (["logging=tokens", "logging.top_k=-2"], "logging.top_k = -2"),
+        (["logging=tokens", "logging.top_k=1.5"], "logging.top_k = 1.5"),
+        (["logging.top_k=3"], "unless logging.tokens=true"),
+    ],
+)
 def test_bad_logging_settings_are_config_errors(overrides, words):
     """Types from the schema at compose time, ranges from LoggingSchema.check() (sss.schema)."""
     from conftest import ROOT

@@ -47,18 +47,29 @@ def trace_of(sample: Sample, top_k: int = 0):
     p = np.array([s[2] for s in sample.steps], dtype=np.float64)
     trace = TokenTrace(
         token_ids=np.arange(100, 100 + n, dtype=np.int64) + 1000 * sample.doc_id + 10 * sample.repeat,
-        logprob=np.log(p).astype(np.float32), rank=rank, p_max=p_max,
-        entropy=np.full(n, 1.5, dtype=np.float32), kept=np.full(n, 7, dtype=np.int32),
-        text_end=2 * np.arange(1, n + 1, dtype=np.int32))
+        logprob=np.log(p).astype(np.float32),
+        rank=rank,
+        p_max=p_max,
+        entropy=np.full(n, 1.5, dtype=np.float32),
+        kept=np.full(n, 7, dtype=np.int32),
+        text_end=2 * np.arange(1, n + 1, dtype=np.int32),
+    )
     if top_k:
         trace.top_ids = np.tile(np.arange(top_k, dtype=np.int64), (n, 1))
         trace.top_logprobs = np.tile(np.log(np.linspace(0.5, 0.01, top_k)).astype(np.float32), (n, 1))
     return trace
 
 
-def make_trace_run(folder: Path, samples: list[Sample], sampler: str = "temperature",
-                   params: dict | None = None, seed: int = 0, tokens: bool = True,
-                   task: str = TASK, model: str = "tiny") -> Path:
+def make_trace_run(
+    folder: Path,
+    samples: list[Sample],
+    sampler: str = "temperature",
+    params: dict | None = None,
+    seed: int = 0,
+    tokens: bool = True,
+    task: str = TASK,
+    model: str = "tiny",
+) -> Path:
     from sss.evaluation.metrics import summarize
     from sss.runs.layout import RunDir, write_atomic, write_json
     from sss.runs.manifest import Manifest
@@ -67,22 +78,48 @@ def make_trace_run(folder: Path, samples: list[Sample], sampler: str = "temperat
     params = params if params is not None else {"temperature": 1.0}
     run = RunDir(folder)
     repeats = max(s.repeat for s in samples) + 1
-    config = {"seed": seed, "task": {"name": task, "limit": None, "repeats": repeats,
-                                     "num_fewshot": 3, "max_gen_toks": 64},
-              "model": {"name": model, "engine": "hf"}, "sampler": params,
-              "logging": {"tokens": tokens, "top_k": 0}, "job": {"name": "evaluate"}}
+    config = {
+        "seed": seed,
+        "task": {"name": task, "limit": None, "repeats": repeats, "num_fewshot": 3, "max_gen_toks": 64},
+        "model": {"name": model, "engine": "hf"},
+        "sampler": params,
+        "logging": {"tokens": tokens, "top_k": 0},
+        "job": {"name": "evaluate"},
+    }
     write_atomic(run.config, yaml.safe_dump(config))
-    manifest = Manifest({"task": task, "model": model, "sampler": sampler, "sampler_params": params,
-                         "seed": seed, "job": "evaluate"})
-    table = pd.DataFrame([{
-        "lm_eval_task": s.lm_eval_task, "doc_id": s.doc_id, "repeat": s.repeat, "prompt": "Q?",
-        "response": s.response, "answer": s.answer, "target": "?", "correct": s.correct,
-        "seed": seed, "new_tokens": len(s.steps)} for s in samples])
+    manifest = Manifest(
+        {"task": task, "model": model, "sampler": sampler, "sampler_params": params, "seed": seed, "job": "evaluate"}
+    )
+    table = pd.DataFrame(
+        [
+            {
+                "lm_eval_task": s.lm_eval_task,
+                "doc_id": s.doc_id,
+                "repeat": s.repeat,
+                "prompt": "Q?",
+                "response": s.response,
+                "answer": s.answer,
+                "target": "?",
+                "correct": s.correct,
+                "seed": seed,
+                "new_tokens": len(s.steps),
+            }
+            for s in samples
+        ]
+    )
     table = table.sort_values(["lm_eval_task", "doc_id", "repeat"]).reset_index(drop=True)
     table.to_parquet(run.samples, index=False)
-    write_json(run.metrics, {"task": task, "model": model, "sampler": sampler,
-                             "n_docs": int(table[["lm_eval_task", "doc_id"]].drop_duplicates().shape[0]),
-                             "repeats": repeats, "metrics": summarize(table)})
+    write_json(
+        run.metrics,
+        {
+            "task": task,
+            "model": model,
+            "sampler": sampler,
+            "n_docs": int(table[["lm_eval_task", "doc_id"]].drop_duplicates().shape[0]),
+            "repeats": repeats,
+            "metrics": summarize(table),
+        },
+    )
     if tokens:
         with TokenTraceWriter(run.path / "tokens.parquet", row_group_rows=5) as writer:
             for s in samples:
@@ -108,8 +145,9 @@ def hand_samples() -> list[Sample]:
     ]
 
 
-def reference_events(sample: Sample, low_conf: float = 0.3, sampled_prob: float = 0.1,
-                     until_answer: bool = False) -> dict[str, list[int]]:
+def reference_events(
+    sample: Sample, low_conf: float = 0.3, sampled_prob: float = 0.1, until_answer: bool = False
+) -> dict[str, list[int]]:
     """The ranks sampled at each kind of event, by a plain loop over the hand-written steps (the
     float32 rounding of the stored trace included, as the analysis sees it)."""
     out = {"low_conf": [], "low_prob": []}

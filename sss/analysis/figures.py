@@ -54,17 +54,35 @@ def hyperparameter_figures(done: pd.DataFrame, metric: str, folder: Path) -> lis
             for (task, model), runs in group.groupby(["task", "model"], sort=True):
                 lines = runs.groupby(others, sort=True, dropna=False) if others else [(None, runs)]
                 for _, line in lines:
-                    stats = (line.assign(x=pd.to_numeric(line[param]))
-                             .groupby("x")[metric].agg(["mean", "std", "count"]).reset_index())
+                    stats = (
+                        line.assign(x=pd.to_numeric(line[param]))
+                        .groupby("x")[metric]
+                        .agg(["mean", "std", "count"])
+                        .reset_index()
+                    )
                     label = f"{task} / {model}"
                     if others:
                         label += " | " + params_label(line.iloc[0], others)
-                    ax.errorbar(stats["x"], stats["mean"],
-                                yerr=stats["std"].where(stats["count"] > 1).fillna(0),
-                                marker="o", capsize=3, label=label)
-            name = param[len("param."):]
-            written.append(_save(plt, fig, ax, name, metric, f"{sampler}: {metric} against {name}",
-                                 folder / f"{_safe(metric)}_vs_{_safe(name)}__{_safe(sampler)}.png"))
+                    ax.errorbar(
+                        stats["x"],
+                        stats["mean"],
+                        yerr=stats["std"].where(stats["count"] > 1).fillna(0),
+                        marker="o",
+                        capsize=3,
+                        label=label,
+                    )
+            name = param[len("param.") :]
+            written.append(
+                _save(
+                    plt,
+                    fig,
+                    ax,
+                    name,
+                    metric,
+                    f"{sampler}: {metric} against {name}",
+                    folder / f"{_safe(metric)}_vs_{_safe(name)}__{_safe(sampler)}.png",
+                )
+            )
     return written
 
 
@@ -94,9 +112,17 @@ def k_curve_figures(done: pd.DataFrame, kind: str, folder: Path) -> list[Path]:
             ax.plot([k for k, keep in zip(ks, present) if keep], means[present], marker="o", label=label)
         ax.set_xscale("log", base=2)
         ax.set_xticks(list(ks), [str(k) for k in ks])  # k itself, not 2^i
-        written.append(_save(plt, fig, ax, "k (samples per question)", f"{kind}@k",
-                             f"{kind}@k: {task} / {model}",
-                             folder / f"{kind}_at_k__{_safe(task)}__{_safe(model)}.png"))
+        written.append(
+            _save(
+                plt,
+                fig,
+                ax,
+                "k (samples per question)",
+                f"{kind}@k",
+                f"{kind}@k: {task} / {model}",
+                folder / f"{kind}_at_k__{_safe(task)}__{_safe(model)}.png",
+            )
+        )
     return written
 
 

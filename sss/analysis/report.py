@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 import pandas as pd
@@ -27,22 +27,33 @@ def _markdown_table(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(frame: pd.DataFrame, source: Path, folder: Path, metric: str,
-                 figures: list[Path], notes: list[str], sections: list[str] | None = None) -> Path:
+def write_report(
+    frame: pd.DataFrame,
+    source: Path,
+    folder: Path,
+    metric: str,
+    figures: list[Path],
+    notes: list[str],
+    sections: list[str] | None = None,
+) -> Path:
     counts = frame["status"].value_counts()
     params = param_columns(frame)
     metrics = metric_columns(frame)
     other = sorted(set(counts.index) - set(STATUSES))
     lines = [
-        "# Sweep analysis", "",
+        "# Sweep analysis",
+        "",
         f"Input: `{source}`  ",
-        f"Written: {datetime.now(timezone.utc).isoformat(timespec='seconds')}", "",
-        f"{len(frame)} runs: " + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES
-                                           if s in ("done", "failed") or counts.get(s, 0))
-        + "".join(f", {int(counts[s])} {s}" for s in other) + ".",
+        f"Written: {datetime.now(UTC).isoformat(timespec='seconds')}",
+        "",
+        f"{len(frame)} runs: "
+        + ", ".join(f"{int(counts.get(s, 0))} {s}" for s in STATUSES if s in ("done", "failed") or counts.get(s, 0))
+        + "".join(f", {int(counts[s])} {s}" for s in other)
+        + ".",
         "Runs without results are listed below with the reason; a re-launch of their config "
         "redoes failed, interrupted and stale ones (stale: the process ended without a word, "
-        "e.g. kill -9).", "",
+        "e.g. kill -9).",
+        "",
     ]
 
     done = frame[frame["status"] == "done"]
@@ -55,8 +66,9 @@ def write_report(frame: pd.DataFrame, source: Path, folder: Path, metric: str,
         if metric in done.columns and done[metric].notna().any():
             lines += [f"## Best setting per task and model (by mean {metric} over seeds)", ""]
             keys = ["task", "model", "sampler", "params", *settings]
-            means = (shown.groupby(keys, dropna=False)[metric].agg(["mean", "count"]).reset_index()
-                     .dropna(subset=["mean"]))
+            means = (
+                shown.groupby(keys, dropna=False)[metric].agg(["mean", "count"]).reset_index().dropna(subset=["mean"])
+            )
             best = means.loc[means.groupby(["task", "model"])["mean"].idxmax()]
             best = best.rename(columns={"mean": metric, "count": "seeds"})
             lines += _markdown_table(best[[*keys, metric, "seeds"]]) + [""]
@@ -84,33 +96,44 @@ def trace_section(traces, options, source: Path) -> list[str]:
     if not (traces.analysed or traces.errors):
         if not traces.without:
             return []
-        return ["## Token traces", "",
-                f"None of the {len(traces.without)} finished runs has tokens.parquet "
-                "(launch with logging=tokens to record per-token traces).", ""]
-    scope = ("only the steps before the answer phrase" if options.until_answer else "every step")
+        return [
+            "## Token traces",
+            "",
+            f"None of the {len(traces.without)} finished runs has tokens.parquet "
+            "(launch with logging=tokens to record per-token traces).",
+            "",
+        ]
+    scope = "only the steps before the answer phrase" if options.until_answer else "every step"
     lines = [
-        "## Token traces", "",
+        "## Token traces",
+        "",
         f"Low-confidence step: raw p_max < {options.low_conf:g}. Low-probability token: the "
         f"chosen token's raw probability < {options.sampled_prob:g}. Counted: {scope}. "
         "Tables beside this report (Parquet and CSV): low_conf_tokens, sampled_rank, "
         "max_rank_bins, conditioned_vote, conditioned_vote_questions, low_prob_tokens, "
-        "low_prob_rank; and trace_samples.parquet, one row per sample (docs/traces.md).", "",
+        "low_prob_rank; and trace_samples.parquet, one row per sample (docs/traces.md).",
+        "",
         f"{len(traces.analysed)} runs analysed, {len(traces.without)} finished runs without "
-        f"tokens.parquet skipped, {len(traces.errors)} with unreadable traces.", "",
+        f"tokens.parquet skipped, {len(traces.errors)} with unreadable traces.",
+        "",
     ]
     if traces.analysed:
         samples = traces.samples
         by_run = samples.groupby("run_dir", sort=False)
-        summary = pd.DataFrame({
-            "samples": by_run.size(),
-            "accuracy": by_run["correct"].mean(),
-            "low_conf/sample": by_run["low_conf_events"].mean(),
-            "acc. 0 low_conf": by_run.apply(lambda g: g.loc[g["low_conf_events"] == 0, "correct"].mean(),
-                                            include_groups=False),
-            "acc. >=1 low_conf": by_run.apply(lambda g: g.loc[g["low_conf_events"] > 0, "correct"].mean(),
-                                              include_groups=False),
-            "low_prob/sample": by_run["low_prob_events"].mean(),
-        }).reset_index()
+        summary = pd.DataFrame(
+            {
+                "samples": by_run.size(),
+                "accuracy": by_run["correct"].mean(),
+                "low_conf/sample": by_run["low_conf_events"].mean(),
+                "acc. 0 low_conf": by_run.apply(
+                    lambda g: g.loc[g["low_conf_events"] == 0, "correct"].mean(), include_groups=False
+                ),
+                "acc. >=1 low_conf": by_run.apply(
+                    lambda g: g.loc[g["low_conf_events"] > 0, "correct"].mean(), include_groups=False
+                ),
+                "low_prob/sample": by_run["low_prob_events"].mean(),
+            }
+        ).reset_index()
         vote = traces.tables["conditioned_vote"][["run_dir", "plain_vote", "conditioned_vote", "kept"]]
         summary = summary.merge(vote, on="run_dir", how="left")
         ident = samples.drop_duplicates("run_dir")[["run_dir", "task", "model", "sampler", "params", "seed"]]

@@ -21,8 +21,20 @@ import numpy as np
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 # The rules shown, in the order of the panels (temperature alone keeps every token).
-RULES = ("temperature", "top_k", "top_p", "min_p", "epsilon", "eta", "greedy_threshold",
-         "calibrated_topk", "calibrated_epsilon", "confidence_bin", "greedy", "edt")
+RULES = (
+    "temperature",
+    "top_k",
+    "top_p",
+    "min_p",
+    "epsilon",
+    "eta",
+    "greedy_threshold",
+    "calibrated_topk",
+    "calibrated_epsilon",
+    "confidence_bin",
+    "greedy",
+    "edt",
+)
 
 
 def rule_specs(rules=RULES) -> dict[str, object]:
@@ -69,7 +81,7 @@ def title(rule: str, spec) -> str:
     from sss.runs.layout import sampler_params
 
     params = sampler_params(spec)
-    return rule if params in (rule, "temperature-1") else f"{rule}\n{params[len(rule) + 1:]}"
+    return rule if params in (rule, "temperature-1") else f"{rule}\n{params[len(rule) + 1 :]}"
 
 
 def draw(out: Path, ranks: int = 25, vocab: int = 1000, columns: int = 60) -> Path:
@@ -91,19 +103,28 @@ def draw(out: Path, ranks: int = 25, vocab: int = 1000, columns: int = 60) -> Pa
     image = None
     for ax, (rule, spec) in zip(axes.flat, specs.items()):
         kept = kept_probabilities(spec, logits, ranks)
-        image = ax.imshow(kept, aspect="auto", origin="upper", cmap=cmap, norm=norm, interpolation="nearest",
-                          extent=(p_max[0], p_max[-1], ranks + 0.5, 0.5))
+        image = ax.imshow(
+            kept,
+            aspect="auto",
+            origin="upper",
+            cmap=cmap,
+            norm=norm,
+            interpolation="nearest",
+            extent=(p_max[0], p_max[-1], ranks + 0.5, 0.5),
+        )
         ax.set_title(title(rule, spec), fontsize=9)
         ax.set_facecolor("#f4f4f4")
-    for ax in axes.flat[len(specs):]:
+    for ax in axes.flat[len(specs) :]:
         ax.axis("off")
     for ax in axes[-1]:
         ax.set_xlabel("p_max of the step")
     for ax in axes[:, 0]:
         ax.set_ylabel("token rank")
     fig.colorbar(image, ax=axes, shrink=0.6, label="probability of being sampled (blank: dropped)")
-    fig.suptitle("Tokens each rule keeps as confidence varies (from sss.samplers; parameters of "
-                 "conf/sampler/*.yaml)", fontsize=11)
+    fig.suptitle(
+        "Tokens each rule keeps as confidence varies (from sss.samplers; parameters of conf/sampler/*.yaml)",
+        fontsize=11,
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120, bbox_inches="tight")
     plt.close(fig)

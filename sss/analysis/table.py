@@ -14,7 +14,8 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
+from collections.abc import Iterable
 
 import pandas as pd
 import yaml
@@ -23,9 +24,13 @@ from sss.runs.layout import read_json_dict
 
 PARAM_PREFIX = "param."
 ID_COLUMNS = ["task", "model", "sampler", "seed"]
-SETTING_KEYS = {"limit": ("task", "limit"), "repeats": ("task", "repeats"),
-                "num_fewshot": ("task", "num_fewshot"), "max_gen_toks": ("task", "max_gen_toks"),
-                "engine": ("engine", "name")}
+SETTING_KEYS = {
+    "limit": ("task", "limit"),
+    "repeats": ("task", "repeats"),
+    "num_fewshot": ("task", "num_fewshot"),
+    "max_gen_toks": ("task", "max_gen_toks"),
+    "engine": ("engine", "name"),
+}
 # status in the table (run_status): DONE decides "done"; otherwise the manifest's word, with a
 # `running` whose process is gone read as "stale", and unreadable files as "unreadable".
 STATUSES = ("done", "failed", "interrupted", "running", "stale", "unreadable")
@@ -42,8 +47,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
         out[prefix] = value
 
 
-def metric_set(run: Path, metrics: dict[str, Any], scoring: str = "sss",
-               rescore: bool = False) -> dict[str, Any]:
+def metric_set(run: Path, metrics: dict[str, Any], scoring: str = "sss", rescore: bool = False) -> dict[str, Any]:
     """A finished run's metrics of one scoring (`sss` or `paper`): as metrics.json recorded them,
     or recomputed from samples.parquet (`rescore`); empty where the run has no such set."""
     if rescore:
@@ -98,8 +102,7 @@ def _samples_problem(run: Path) -> str | None:
     return None
 
 
-def run_status(run: Path, manifest: dict[str, Any], manifest_problem: str | None,
-               done: bool) -> tuple[str, str | None]:
+def run_status(run: Path, manifest: dict[str, Any], manifest_problem: str | None, done: bool) -> tuple[str, str | None]:
     """(status, reason): done, failed, interrupted, running, stale (a `running` manifest whose
     process is gone: killed or crashed), unreadable (a manifest, metrics or samples file that
     cannot be read), or the manifest's own word."""
@@ -108,14 +111,17 @@ def run_status(run: Path, manifest: dict[str, Any], manifest_problem: str | None
     if done:
         metrics = run / "metrics.json"
         if read_json_dict(metrics) is None:
-            return "unreadable", ("metrics.json is missing" if not metrics.exists()
-                                  else "metrics.json is not a readable JSON object")
+            return "unreadable", (
+                "metrics.json is missing" if not metrics.exists() else "metrics.json is not a readable JSON object"
+            )
         problem = _samples_problem(run)
         return ("unreadable", problem) if problem else ("done", None)
     word = manifest.get("status") or "unknown"
     if word == "running" and not _still_running(run, manifest):
-        return "stale", (f"the run's process (pid {manifest.get('pid')} on {manifest.get('host')}) "
-                         "ended without finishing it (killed or crashed); a re-launch redoes it")
+        return "stale", (
+            f"the run's process (pid {manifest.get('pid')} on {manifest.get('host')}) "
+            "ended without finishing it (killed or crashed); a re-launch redoes it"
+        )
     if word == "interrupted":
         return word, manifest.get("error") or "stopped from outside (a signal) before finishing"
     return word, manifest.get("error")
@@ -133,7 +139,8 @@ def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[s
         "manifest_status": manifest.get("status") or "unknown",
         "error": reason,
         **{key: ident.get(key) for key in ID_COLUMNS},
-        "started": manifest.get("started"), "finished": manifest.get("finished"),
+        "started": manifest.get("started"),
+        "finished": manifest.get("finished"),
         "seconds": (manifest.get("timings_s") or {}).get("total"),
         "host": manifest.get("host"),
         "slurm_job_id": (manifest.get("scheduler") or {}).get("slurm_job_id"),
@@ -163,8 +170,9 @@ def run_record(run: Path, scoring: str = "sss", rescore: bool = False) -> dict[s
     return row
 
 
-def runs_table(runs: Iterable[Path], progress: bool = False, scoring: str = "sss",
-               rescore: bool = False) -> pd.DataFrame:
+def runs_table(
+    runs: Iterable[Path], progress: bool = False, scoring: str = "sss", rescore: bool = False
+) -> pd.DataFrame:
     runs = list(runs)
     if progress:
         from tqdm import tqdm
@@ -173,13 +181,23 @@ def runs_table(runs: Iterable[Path], progress: bool = False, scoring: str = "sss
     frame = pd.DataFrame([run_record(Path(run), scoring, rescore) for run in runs])
     if frame.empty:
         return frame
-    frame = frame.sort_values(["task", "model", "sampler", *param_columns(frame), "seed"],
-                              na_position="last", kind="stable").reset_index(drop=True)
+    frame = frame.sort_values(
+        ["task", "model", "sampler", *param_columns(frame), "seed"], na_position="last", kind="stable"
+    ).reset_index(drop=True)
     # what a run is, then how it scored, then the bookkeeping
     if "n_docs" not in frame.columns:  # no finished run: the column stays, empty
         frame["n_docs"] = None
-    first = ["task", "model", "sampler", *param_columns(frame), "seed", *SETTING_KEYS, "status",
-             "n_docs", *metric_columns(frame)]
+    first = [
+        "task",
+        "model",
+        "sampler",
+        *param_columns(frame),
+        "seed",
+        *SETTING_KEYS,
+        "status",
+        "n_docs",
+        *metric_columns(frame),
+    ]
     return frame[first + [c for c in frame.columns if c not in first]]
 
 
@@ -194,8 +212,20 @@ def param_columns(frame: pd.DataFrame) -> list[str]:
 
 def metric_columns(frame: pd.DataFrame) -> list[str]:
     """Metric columns in a readable order: accuracy first, then the others, then maj@k/pass@k by k."""
-    known = {"run_dir", "status", "manifest_status", "error", *ID_COLUMNS, "started", "finished",
-             "seconds", "host", "slurm_job_id", *SETTING_KEYS, "n_docs"}
+    known = {
+        "run_dir",
+        "status",
+        "manifest_status",
+        "error",
+        *ID_COLUMNS,
+        "started",
+        "finished",
+        "seconds",
+        "host",
+        "slurm_job_id",
+        *SETTING_KEYS,
+        "n_docs",
+    }
     names = [c for c in frame.columns if c not in known and not c.startswith(PARAM_PREFIX)]
 
     def order(name: str) -> tuple:
@@ -220,7 +250,7 @@ def params_label(row: pd.Series, columns: list[str]) -> str:
         value = row.get(column)
         if _missing(value):
             continue
-        parts.append(f"{column[len(PARAM_PREFIX):]}={_short(value)}")
+        parts.append(f"{column[len(PARAM_PREFIX) :]}={_short(value)}")
     return ", ".join(parts) or "-"
 
 

@@ -30,8 +30,7 @@ LEGEND_MAX = 16  # more runs than this in a figure: one pooled line per sampler
 
 
 def _label(frame: pd.DataFrame) -> pd.Series:
-    return frame["sampler"].astype(str) + " (" + frame["params"].astype(str) + ") seed " + \
-        frame["seed"].astype(str)
+    return frame["sampler"].astype(str) + " (" + frame["params"].astype(str) + ") seed " + frame["seed"].astype(str)
 
 
 def _finish(plt, fig, axes, title: str, path: Path, runs: int) -> Path:
@@ -43,8 +42,7 @@ def _finish(plt, fig, axes, title: str, path: Path, runs: int) -> Path:
             legend.remove()
     handles, labels = axes[0].get_legend_handles_labels()
     if handles and runs <= LEGEND_MAX:
-        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(2, len(labels)),
-                   bbox_to_anchor=(0.5, 0.0))
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=min(2, len(labels)), bbox_to_anchor=(0.5, 0.0))
         fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
     else:
         fig.tight_layout()
@@ -63,8 +61,7 @@ def _per_model(table: pd.DataFrame, count: str | None = None, keys: tuple[str, .
             yield task, model, frame.assign(run=_label(frame))
             continue
         per_sampler = frame.groupby("sampler")["run_dir"].nunique()
-        pooled = (frame.groupby(["sampler", "order", *keys], sort=True)[[count, "correct"]].sum()
-                  .reset_index())
+        pooled = frame.groupby(["sampler", "order", *keys], sort=True)[[count, "correct"]].sum().reset_index()
         pooled["accuracy"] = pooled["correct"] / pooled[count]
         pooled["run"] = pooled["sampler"].map(lambda name: f"{name} ({per_sampler[name]} runs pooled)")
         yield task, model, pooled
@@ -91,8 +88,9 @@ def count_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> li
     return _accuracy_and_samples(table, "events", what, f"accuracy against {what}", name, folder)
 
 
-def _accuracy_and_samples(table: pd.DataFrame, column: str, xlabel: str, title: str, name: str,
-                          folder: Path) -> list[Path]:
+def _accuracy_and_samples(
+    table: pd.DataFrame, column: str, xlabel: str, title: str, name: str, folder: Path
+) -> list[Path]:
     """Accuracy (top) and sample counts (bottom, log) against one binned column, a line per run."""
     plt = _pyplot()
     out = []
@@ -106,9 +104,16 @@ def _accuracy_and_samples(table: pd.DataFrame, column: str, xlabel: str, title: 
         axes[1].set_ylabel("samples")
         axes[1].set_yscale("log")
         axes[1].set_xlabel(xlabel)
-        out.append(_finish(plt, fig, axes, f"{task} / {model}: {title}",
-                           folder / f"{name}__{_safe(task)}__{_safe(model)}.png",
-                           frame["run"].nunique()))
+        out.append(
+            _finish(
+                plt,
+                fig,
+                axes,
+                f"{task} / {model}: {title}",
+                folder / f"{name}__{_safe(task)}__{_safe(model)}.png",
+                frame["run"].nunique(),
+            )
+        )
     return out
 
 
@@ -118,8 +123,10 @@ def rank_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> lis
     for task, model, frame in _per_model(table, "events", ("rank", "subset")):
         labels = _labels(frame, "rank")
         fig, axes = plt.subplots(1, 2, figsize=(10, 4.5), sharey=True)
-        for ax, subset, title in ((axes[0], "all", "every event"),
-                                  (axes[1], "one_event", "samples with exactly one event")):
+        for ax, subset, title in (
+            (axes[0], "all", "every event"),
+            (axes[1], "one_event", "samples with exactly one event"),
+        ):
             part = frame[frame["subset"] == subset]
             if not part.empty:
                 _lines(ax, part, "accuracy", labels)
@@ -127,15 +134,28 @@ def rank_figures(table: pd.DataFrame, name: str, what: str, folder: Path) -> lis
             ax.set_xlabel(f"rank sampled at {what}")
         axes[0].set_ylabel("accuracy of the sample")
         axes[0].set_ylim(-0.02, 1.02)
-        out.append(_finish(plt, fig, axes, f"{task} / {model}: accuracy by sampled rank",
-                           folder / f"{name}__{_safe(task)}__{_safe(model)}.png",
-                           frame["run"].nunique()))
+        out.append(
+            _finish(
+                plt,
+                fig,
+                axes,
+                f"{task} / {model}: accuracy by sampled rank",
+                folder / f"{name}__{_safe(task)}__{_safe(model)}.png",
+                frame["run"].nunique(),
+            )
+        )
     return out
 
 
 def max_rank_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
-    return _accuracy_and_samples(table, "max_rank", "largest rank sampled at a low-confidence step",
-                                 "accuracy by largest sampled rank", "max_rank_bins", folder)
+    return _accuracy_and_samples(
+        table,
+        "max_rank",
+        "largest rank sampled at a low-confidence step",
+        "accuracy by largest sampled rank",
+        "max_rank_bins",
+        folder,
+    )
 
 
 def vote_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
@@ -144,8 +164,9 @@ def vote_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
     plt = _pyplot()
     out = []
     for task, model, frame in _per_model(table):
-        long = frame.melt(id_vars=["run"], value_vars=["plain_vote", "conditioned_vote"],
-                          var_name="vote", value_name="accuracy")
+        long = frame.melt(
+            id_vars=["run"], value_vars=["plain_vote", "conditioned_vote"], var_name="vote", value_name="accuracy"
+        )
         fig, ax = plt.subplots(figsize=(7, 0.9 + 0.45 * frame["run"].nunique()))
         sns.barplot(long, y="run", x="accuracy", hue="vote", ax=ax, orient="h", errorbar=None)
         ax.set_xlim(0, 1)
@@ -173,6 +194,5 @@ def trace_figures(tables: dict[str, pd.DataFrame], options, folder: Path) -> lis
         *max_rank_figures(tables["max_rank_bins"], folder),
         *vote_figures(tables["conditioned_vote"], folder),
         *count_figures(tables["low_prob_tokens"], "low_prob_tokens", sampled, folder),
-        *rank_figures(tables["low_prob_rank"], "low_prob_rank", f"steps with p < {options.sampled_prob:g}",
-                      folder),
+        *rank_figures(tables["low_prob_rank"], "low_prob_rank", f"steps with p < {options.sampled_prob:g}", folder),
     ]

@@ -51,9 +51,9 @@ KEYS = ["lm_eval_task", "doc_id", "repeat"]
 QUESTION = ["lm_eval_task", "doc_id"]
 RUN_COLUMNS = ["task", "model", "sampler", "params", "seed", "run_dir"]
 KINDS = ("low_conf", "low_prob")
-RANK_BUCKETS = 10      # ranks 1..9, then 10+
-COUNT_CAP = 20         # event counts 0..19, then 20+
-MAX_RANK_TOP = 20      # max-rank bins of width 2 up to 20, then 21+
+RANK_BUCKETS = 10  # ranks 1..9, then 10+
+COUNT_CAP = 20  # event counts 0..19, then 20+
+MAX_RANK_TOP = 20  # max-rank bins of width 2 up to 20, then 21+
 VOTE_RANK_STATS = ("mean", "max")
 TOKEN_COLUMNS = ("lm_eval_task", "doc_id", "repeat", "step", "logprob", "rank", "p_max", "text_end")
 
@@ -95,14 +95,17 @@ def answer_starts(responses: pd.Series, pattern: str) -> pd.Series:
 
 # -- per-sample reduction (DuckDB) ---------------------------------------------------------
 
+
 def _scan(until_answer: bool) -> tuple[str, str]:
     """The token rows with a `counted` flag (until_answer: the step ends at or before the answer
     phrase's start, or the sample has no phrase)."""
     if not until_answer:
         return "read_parquet($path) t", "true"
-    return ("read_parquet($path) t LEFT JOIN starts s ON t.lm_eval_task = s.lm_eval_task "
-            "AND t.doc_id = s.doc_id AND t.\"repeat\" = s.\"repeat\"",
-            "(s.answer_start IS NULL OR t.text_end <= s.answer_start)")
+    return (
+        "read_parquet($path) t LEFT JOIN starts s ON t.lm_eval_task = s.lm_eval_task "
+        'AND t.doc_id = s.doc_id AND t."repeat" = s."repeat"',
+        "(s.answer_start IS NULL OR t.text_end <= s.answer_start)",
+    )
 
 
 def _totals_sql(until_answer: bool) -> str:
@@ -138,9 +141,13 @@ def _event_stats(events: pd.DataFrame) -> pd.DataFrame:
     for kind in KINDS:
         rows = events[events[kind]]
         by_sample = rows.groupby(KEYS)
-        stats = pd.DataFrame({f"{kind}_events": by_sample["n"].sum(),
-                              f"{kind}_max_rank": by_sample["max_rank"].max(),
-                              f"{kind}_mean_rank": by_sample["sum_rank"].sum() / by_sample["n"].sum()})
+        stats = pd.DataFrame(
+            {
+                f"{kind}_events": by_sample["n"].sum(),
+                f"{kind}_max_rank": by_sample["max_rank"].max(),
+                f"{kind}_mean_rank": by_sample["sum_rank"].sum() / by_sample["n"].sum(),
+            }
+        )
         buckets = rows.groupby([*KEYS, "bucket"])["n"].sum().unstack(fill_value=0)
         buckets = buckets.reindex(columns=range(1, RANK_BUCKETS + 1), fill_value=0)
         buckets.columns = [f"{kind}_rank_{r}" for r in buckets.columns]
@@ -168,8 +175,7 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
     run_dir = Path(run_dir)
     tokens = run_dir / TOKENS
     try:
-        samples = pd.read_parquet(run_dir / SAMPLES,
-                                  columns=[*KEYS, "response", "answer", "correct", "new_tokens"])
+        samples = pd.read_parquet(run_dir / SAMPLES, columns=[*KEYS, "response", "answer", "correct", "new_tokens"])
     except Exception as exc:
         raise TraceError(f"{run_dir / SAMPLES}: cannot be read ({type(exc).__name__}: {exc})") from exc
     samples["lm_eval_task"] = samples["lm_eval_task"].astype(str)
@@ -177,16 +183,18 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
     samples["repeat"] = samples["repeat"].astype("int64")
 
     con = con or _connect()
-    params = {"path": str(tokens), "low_conf": float(options.low_conf),
-              "log_sampled_prob": math.log(options.sampled_prob) if options.sampled_prob > 0 else -math.inf}
+    params = {
+        "path": str(tokens),
+        "low_conf": float(options.low_conf),
+        "log_sampled_prob": math.log(options.sampled_prob) if options.sampled_prob > 0 else -math.inf,
+    }
     try:
         schema = con.execute("SELECT name FROM parquet_schema($path)", {"path": str(tokens)}).fetchall()
         missing = sorted(set(TOKEN_COLUMNS) - {name for (name,) in schema})
         if missing:
             raise TraceError(f"{tokens}: not a token trace (missing columns {missing})")
         if options.until_answer:
-            starts = samples[KEYS].assign(answer_start=answer_starts(samples["response"],
-                                                                     answer_phrase(task)))
+            starts = samples[KEYS].assign(answer_start=answer_starts(samples["response"], answer_phrase(task)))
             con.register("starts", starts)
         totals = con.execute(_totals_sql(options.until_answer), {"path": str(tokens)}).df()
         events = con.execute(_events_sql(options.until_answer), params).df()
@@ -201,24 +209,28 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
         frame["doc_id"] = frame["doc_id"].astype("int64")
         frame["repeat"] = frame["repeat"].astype("int64")
     stats = totals.merge(_event_stats(events).reset_index(), on=KEYS, how="left")
-    joined = samples.drop(columns="response").merge(stats, on=KEYS, how="outer", indicator=True,
-                                                    validate="one_to_one")
+    joined = samples.drop(columns="response").merge(stats, on=KEYS, how="outer", indicator=True, validate="one_to_one")
     extra = joined[joined["_merge"] == "right_only"]
     if len(extra):
         first = extra.iloc[0]
-        raise TraceError(f"{tokens}: {len(extra)} traced samples are not in {SAMPLES} (first: "
-                         f"{first['lm_eval_task']} doc {first['doc_id']} repeat {first['repeat']})")
+        raise TraceError(
+            f"{tokens}: {len(extra)} traced samples are not in {SAMPLES} (first: "
+            f"{first['lm_eval_task']} doc {first['doc_id']} repeat {first['repeat']})"
+        )
     joined = joined.drop(columns="_merge")
     joined["steps"] = joined["steps"].fillna(0).astype("int64")
-    bad = joined[(joined["steps"] != joined["new_tokens"])
-                 | ((joined["steps"] > 0) & ((joined["min_step"] != 0)
-                                             | (joined["max_step"] != joined["steps"] - 1)))]
+    bad = joined[
+        (joined["steps"] != joined["new_tokens"])
+        | ((joined["steps"] > 0) & ((joined["min_step"] != 0) | (joined["max_step"] != joined["steps"] - 1)))
+    ]
     if len(bad):
         first = bad.iloc[0]
-        raise TraceError(f"{tokens}: {len(bad)} samples whose token rows do not match their "
-                         f"new_tokens in {SAMPLES} or are not steps 0..n-1 (first: "
-                         f"{first['lm_eval_task']} doc {first['doc_id']} repeat {first['repeat']}: "
-                         f"{first['steps']} rows, new_tokens {first['new_tokens']})")
+        raise TraceError(
+            f"{tokens}: {len(bad)} samples whose token rows do not match their "
+            f"new_tokens in {SAMPLES} or are not steps 0..n-1 (first: "
+            f"{first['lm_eval_task']} doc {first['doc_id']} repeat {first['repeat']}: "
+            f"{first['steps']} rows, new_tokens {first['new_tokens']})"
+        )
     counts = [c for c in joined.columns if c.endswith("_events") or "_rank_" in c or c == "counted_steps"]
     joined[counts] = joined[counts].fillna(0).astype("int64")
     joined["correct"] = joined["correct"].astype(bool)
@@ -226,6 +238,7 @@ def sample_stats(run_dir: Path, options: TraceOptions, task: str | None = None, 
 
 
 # -- analyses over the per-sample table -----------------------------------------------------
+
 
 def _count_label(n: int) -> str:
     return f"{COUNT_CAP}+" if n >= COUNT_CAP else str(n)
@@ -235,14 +248,14 @@ def _with_ident(samples: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Prefix a table keyed by run_dir with the run's identity columns (grouping by run_dir
     alone and joining the identity after is much faster than grouping by every column)."""
     ident = samples[RUN_COLUMNS].drop_duplicates("run_dir")
-    return ident.merge(table, on="run_dir", how="right")[[*RUN_COLUMNS, *[c for c in table.columns
-                                                                        if c != "run_dir"]]]
+    return ident.merge(table, on="run_dir", how="right")[[*RUN_COLUMNS, *[c for c in table.columns if c != "run_dir"]]]
 
 
 def _by_bucket(samples: pd.DataFrame, bucket: np.ndarray) -> pd.DataFrame:
     """Samples, correct samples and accuracy per (run, bucket)."""
-    frame = pd.DataFrame({"run_dir": samples["run_dir"].to_numpy(), "order": bucket,
-                          "correct": samples["correct"].to_numpy()})
+    frame = pd.DataFrame(
+        {"run_dir": samples["run_dir"].to_numpy(), "order": bucket, "correct": samples["correct"].to_numpy()}
+    )
     out = frame.groupby(["run_dir", "order"])["correct"].agg(samples="size", correct="sum").reset_index()
     out["correct"] = out["correct"].astype("int64")
     out["accuracy"] = out["correct"] / out["samples"]
@@ -300,8 +313,7 @@ def vote(samples: pd.DataFrame, keep: pd.Series | None = None) -> pd.DataFrame:
     questions = samples[group].drop_duplicates()
     frame = samples if keep is None else samples[keep]
     valid = frame[frame["answer"] != INVALID]
-    counts = (valid.groupby([*group, "answer"], dropna=False)["repeat"]
-              .agg(n="size", first="min").reset_index())
+    counts = valid.groupby([*group, "answer"], dropna=False)["repeat"].agg(n="size", first="min").reset_index()
     counts = counts.sort_values([*group, "n", "first"], ascending=[True] * len(group) + [False, True])
     winners = counts.drop_duplicates(group)[[*group, "first"]].rename(columns={"first": "repeat"})
     winners = winners.merge(samples[[*group, "repeat", "correct"]], on=[*group, "repeat"], how="left")
@@ -320,29 +332,49 @@ def conditioned_vote(samples: pd.DataFrame, options: TraceOptions) -> tuple[pd.D
     keep = (stat <= options.vote_rank_cap).fillna(False) | (no_event & (not options.vote_need_event))
     plain = vote(samples)
     conditioned = vote(samples, keep)
-    kept = samples.assign(kept=keep.to_numpy()).groupby(["run_dir", *QUESTION])["kept"] \
-        .agg(samples="size", kept="sum").reset_index()
-    per_question = (plain.rename(columns={"winner_repeat": "plain_winner", "vote_correct": "plain_correct"})
-                    .merge(conditioned.rename(columns={"winner_repeat": "conditioned_winner",
-                                                       "vote_correct": "conditioned_correct"}),
-                           on=["run_dir", *QUESTION])
-                    .merge(kept, on=["run_dir", *QUESTION]))
+    kept = (
+        samples.assign(kept=keep.to_numpy())
+        .groupby(["run_dir", *QUESTION])["kept"]
+        .agg(samples="size", kept="sum")
+        .reset_index()
+    )
+    per_question = (
+        plain.rename(columns={"winner_repeat": "plain_winner", "vote_correct": "plain_correct"})
+        .merge(
+            conditioned.rename(columns={"winner_repeat": "conditioned_winner", "vote_correct": "conditioned_correct"}),
+            on=["run_dir", *QUESTION],
+        )
+        .merge(kept, on=["run_dir", *QUESTION])
+    )
     ident = samples[RUN_COLUMNS].drop_duplicates("run_dir")
     per_question = ident.merge(per_question, on="run_dir")
     per_question["kept"] = per_question["kept"].astype("int64")
     has_vote = per_question["conditioned_winner"].notna()
-    pooled = (per_question.assign(has_vote=has_vote,
-                                  plain_where=per_question["plain_correct"].where(has_vote),
-                                  cond_where=per_question["conditioned_correct"].where(has_vote))
-              .groupby(RUN_COLUMNS, dropna=False)
-              .agg(questions=("doc_id", "size"), samples=("samples", "sum"), kept=("kept", "sum"),
-                   questions_with_vote=("has_vote", "sum"),
-                   plain_vote=("plain_correct", "mean"), conditioned_vote=("conditioned_correct", "mean"),
-                   plain_vote_where_kept=("plain_where", "mean"),
-                   conditioned_vote_where_kept=("cond_where", "mean"))
-              .reset_index())
-    pooled.insert(len(RUN_COLUMNS), "rule", f"{options.vote_rank_stat} low_conf rank <= "
-                  f"{options.vote_rank_cap:g}" + (", an event needed" if options.vote_need_event else ""))
+    pooled = (
+        per_question.assign(
+            has_vote=has_vote,
+            plain_where=per_question["plain_correct"].where(has_vote),
+            cond_where=per_question["conditioned_correct"].where(has_vote),
+        )
+        .groupby(RUN_COLUMNS, dropna=False)
+        .agg(
+            questions=("doc_id", "size"),
+            samples=("samples", "sum"),
+            kept=("kept", "sum"),
+            questions_with_vote=("has_vote", "sum"),
+            plain_vote=("plain_correct", "mean"),
+            conditioned_vote=("conditioned_correct", "mean"),
+            plain_vote_where_kept=("plain_where", "mean"),
+            conditioned_vote_where_kept=("cond_where", "mean"),
+        )
+        .reset_index()
+    )
+    pooled.insert(
+        len(RUN_COLUMNS),
+        "rule",
+        f"{options.vote_rank_stat} low_conf rank <= "
+        f"{options.vote_rank_cap:g}" + (", an event needed" if options.vote_need_event else ""),
+    )
     return pooled, per_question
 
 
@@ -362,15 +394,20 @@ def analyses(samples: pd.DataFrame, options: TraceOptions) -> dict[str, pd.DataF
 
 @dataclass
 class TraceResult:
-    samples: pd.DataFrame               # per-sample table of every analysed run
-    tables: dict[str, pd.DataFrame]     # name -> table (empty when no run had traces)
-    analysed: list[str]                 # run dirs whose traces were analysed
-    without: list[str]                  # finished runs without tokens.parquet
-    errors: dict[str, str]              # run dir -> why its traces could not be analysed
+    samples: pd.DataFrame  # per-sample table of every analysed run
+    tables: dict[str, pd.DataFrame]  # name -> table (empty when no run had traces)
+    analysed: list[str]  # run dirs whose traces were analysed
+    without: list[str]  # finished runs without tokens.parquet
+    errors: dict[str, str]  # run dir -> why its traces could not be analysed
 
 
-def run_traces(done: pd.DataFrame, options: TraceOptions, progress: bool = False,
-               threads: int | None = None, memory_limit: str | None = None) -> TraceResult:
+def run_traces(
+    done: pd.DataFrame,
+    options: TraceOptions,
+    progress: bool = False,
+    threads: int | None = None,
+    memory_limit: str | None = None,
+) -> TraceResult:
     """Reduce the traces of every finished run in a runs table (sss.analysis.table) that has
     them, then compute the analyses. A broken trace file is an error of its run only."""
     from .table import param_columns, params_label
@@ -393,8 +430,14 @@ def run_traces(done: pd.DataFrame, options: TraceOptions, progress: bool = False
         except TraceError as exc:
             errors[str(run)] = str(exc)
             continue
-        ident = {"task": row.get("task"), "model": row.get("model"), "sampler": row.get("sampler"),
-                 "params": params_label(row, params), "seed": row.get("seed"), "run_dir": str(run)}
+        ident = {
+            "task": row.get("task"),
+            "model": row.get("model"),
+            "sampler": row.get("sampler"),
+            "params": params_label(row, params),
+            "seed": row.get("seed"),
+            "run_dir": str(run),
+        }
         parts.append(stats.assign(**ident))
         analysed.append(str(run))
     if not parts:
@@ -413,7 +456,6 @@ def write_tables(result: TraceResult, folder: Path) -> list[Path]:
         # trace_samples (a row per sample, hundreds of thousands in a sweep) only as Parquet
         for suffix in (".parquet",) if name == "trace_samples" else (".parquet", ".csv"):
             path = folder / f"{name}{suffix}"
-            (table.to_parquet(path, index=False) if suffix == ".parquet"
-             else table.to_csv(path, index=False))
+            (table.to_parquet(path, index=False) if suffix == ".parquet" else table.to_csv(path, index=False))
             written.append(path)
     return written

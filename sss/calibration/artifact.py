@@ -27,8 +27,8 @@ class CalibrationArtifactError(ValueError):
 
 @dataclass(frozen=True)
 class Calibration:
-    path: Path        # the calibration directory (absolute)
-    sha256: str       # of calibration.json
+    path: Path  # the calibration directory (absolute)
+    sha256: str  # of calibration.json
     data: dict[str, Any]
 
     @property
@@ -62,7 +62,8 @@ def summarize(grid, thresholds, min_support: int) -> dict[str, Any]:
 
     fit = fit_power_law(grid)
     return {
-        "bins": int(grid["bin"].max()), "bin_rule": "bin m = ((m-1)/n, m/n] on p_max (sss.samplers.bins)",
+        "bins": int(grid["bin"].max()),
+        "bin_rule": "bin m = ((m-1)/n, m/n] on p_max (sss.samplers.bins)",
         "top_k": int(grid["rank"].max()),
         "rank_rule": "rank = number of vocabulary entries with log-probability >= the gold token's",
         "min_support": int(min_support),
@@ -70,10 +71,9 @@ def summarize(grid, thresholds, min_support: int) -> dict[str, Any]:
         "token_share": [float(s) for s in grid.groupby("bin")["token_share"].first()],
         "expected_accuracy": expected_accuracy(grid),
         "fit": fit,
-        "epsilon_equivalent": {threshold_key(c): epsilon_equivalent(fit, c) for c in thresholds}
-        if fit else None,
+        "epsilon_equivalent": {threshold_key(c): epsilon_equivalent(fit, c) for c in thresholds} if fit else None,
         "k_rule": "k = the largest rank r with c_hat >= threshold; 1 if none, or if the bin has "
-                  "fewer than min_support steps; bin 1 first",
+        "fewer than min_support steps; bin 1 first",
         "k_lists": k_lists(grid, thresholds, min_support),
     }
 
@@ -96,8 +96,9 @@ def read_artifact(path: str | Path) -> Calibration:
     if not file.is_file():
         raise _bad(path, f"expected a calibration directory written by job=calibrate (no {FILE} in it)")
     if not (folder / "DONE").is_file():
-        raise _bad(path, "expected a finished calibration (no DONE: the job=calibrate run did not "
-                   "finish; re-launch it)")
+        raise _bad(
+            path, "expected a finished calibration (no DONE: the job=calibrate run did not finish; re-launch it)"
+        )
     raw = file.read_bytes()
     try:
         data = json.loads(raw)
@@ -118,11 +119,17 @@ def read_artifact(path: str | Path) -> Calibration:
             float(key)
         except ValueError:
             raise _bad(path, f"expected numeric thresholds in k_lists (got {key!r})") from None
-        if not isinstance(ks, list) or len(ks) != bins or not all(
-                isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks):
+        if (
+            not isinstance(ks, list)
+            or len(ks) != bins
+            or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in ks)
+        ):
             raise _bad(path, f"expected k_lists[{key!r}] to be {bins} integers >= 1 (got {ks!r})")
     fit = data.get("fit")
-    if fit is not None and (not isinstance(fit, dict) or fit.get("log_base") != 10 or not all(
-            isinstance(fit.get(k), (int, float)) and math.isfinite(fit[k]) for k in ("a", "b"))):
+    if fit is not None and (
+        not isinstance(fit, dict)
+        or fit.get("log_base") != 10
+        or not all(isinstance(fit.get(k), (int, float)) and math.isfinite(fit[k]) for k in ("a", "b"))
+    ):
         raise _bad(path, f"expected fit with finite a, b and log_base 10 in {FILE} (got {fit!r})")
     return Calibration(folder.resolve(), hashlib.sha256(raw).hexdigest(), data)

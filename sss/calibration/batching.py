@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 from .data import Sequence
 
@@ -10,7 +10,7 @@ from .data import Sequence
 def batches(sequences: list[Sequence], batch_size: int) -> Iterator[list[Sequence]]:
     ordered = sorted(sequences, key=lambda s: (-len(s.input_ids), s.doc_id))
     for start in range(0, len(ordered), batch_size):
-        yield ordered[start:start + batch_size]
+        yield ordered[start : start + batch_size]
 
 
 def progress(total: int, desc: str):

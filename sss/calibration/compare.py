@@ -38,13 +38,25 @@ def calibrations_table(folders: list[Path]) -> pd.DataFrame:
     for folder in folders:
         data = json.loads((folder / FILE).read_text())
         fit = data.get("fit") or {}
-        for m, (steps, share, accuracy) in enumerate(zip(data["bin_steps"], data["token_share"],
-                                                         data["expected_accuracy"], strict=True), start=1):
-            rows.append({"calibration": str(folder), "model": data["model"]["name"],
-                         "data": data["data"]["source"], "engine": data["engine"],
-                         "tokens": data["data"]["tokens"], "bin": m, "steps": steps,
-                         "token_share": share, "expected_accuracy": accuracy,
-                         "fit_a": fit.get("a"), "fit_b": fit.get("b"), "fit_r2": fit.get("r2")})
+        for m, (steps, share, accuracy) in enumerate(
+            zip(data["bin_steps"], data["token_share"], data["expected_accuracy"], strict=True), start=1
+        ):
+            rows.append(
+                {
+                    "calibration": str(folder),
+                    "model": data["model"]["name"],
+                    "data": data["data"]["source"],
+                    "engine": data["engine"],
+                    "tokens": data["data"]["tokens"],
+                    "bin": m,
+                    "steps": steps,
+                    "token_share": share,
+                    "expected_accuracy": accuracy,
+                    "fit_a": fit.get("a"),
+                    "fit_b": fit.get("b"),
+                    "fit_r2": fit.get("r2"),
+                }
+            )
     frame = pd.DataFrame(rows)
     varying = [c for c in ("data", "engine") if frame[c].nunique() > 1]
     frame["label"] = frame[["model", *varying]].astype(str).agg(" / ".join, axis=1)

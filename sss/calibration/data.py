@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SOURCES = {"gsm8k": ("question", "answer"), "arith": ("question", "rationale"),
-           "jsonl": ("prompt", "answer")}
+SOURCES = {"gsm8k": ("question", "answer"), "arith": ("question", "rationale"), "jsonl": ("prompt", "answer")}
 GSM8K_HUB = ("openai/gsm8k", "main", "train")
 # The plain prompt when no chat template is applied.
 PLAIN_PROMPT = "Question: {prompt}\nAnswer: "
@@ -64,8 +63,9 @@ def _records_from_file(path: Path) -> list[dict[str, Any]]:
     try:
         frame = pd.read_json(path, lines=True, dtype=False)
     except ValueError as exc:
-        raise CalibrationDataError(f"calibration.data_files = {str(path)!r} is not readable as "
-                                   f"JSONL (one JSON object per line): {exc}") from exc
+        raise CalibrationDataError(
+            f"calibration.data_files = {str(path)!r} is not readable as JSONL (one JSON object per line): {exc}"
+        ) from exc
     return frame.to_dict("records")
 
 
@@ -98,23 +98,24 @@ def load_examples(options: dict[str, Any]) -> list[Example]:
             if not isinstance(value, str) or not value.strip():
                 raise CalibrationDataError(
                     f"calibration.data_files = {files!r}: line {index + 1} has no text field "
-                    f"{key!r} (calibration.data={source} expects {prompt_key!r} and {answer_key!r})")
+                    f"{key!r} (calibration.data={source} expects {prompt_key!r} and {answer_key!r})"
+                )
         examples.append(Example(index, record[prompt_key], record[answer_key]))
     return examples
 
 
 def prompt_ids(tokenizer, prompt: str, chat_template: bool) -> list[int]:
     if chat_template:
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], tokenize=True,
-                                            add_generation_prompt=True)
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=True, add_generation_prompt=True
+        )
         if isinstance(ids, dict) or hasattr(ids, "keys"):  # transformers 5 may return a BatchEncoding
             ids = ids["input_ids"]
         return [int(i) for i in ids]
     return tokenizer(PLAIN_PROMPT.format(prompt=prompt), add_special_tokens=False)["input_ids"]
 
 
-def encode(examples: list[Example], tokenizer, chat_template: bool,
-           max_length: int | None = None) -> list[Sequence]:
+def encode(examples: list[Example], tokenizer, chat_template: bool, max_length: int | None = None) -> list[Sequence]:
     """Token sequences, answers cut so that a sequence fits in `max_length` tokens."""
     out = []
     for example in examples:

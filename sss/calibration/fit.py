@@ -33,15 +33,22 @@ def fit_power_law(grid: pd.DataFrame) -> dict[str, Any] | None:
     (a, b), *_ = np.linalg.lstsq(design, y, rcond=None)
     residual = y - (a + b * x)
     ss_tot = float(((y - y.mean()) ** 2).sum())
-    rmse = float(np.sqrt((residual ** 2).mean()))
+    rmse = float(np.sqrt((residual**2).mean()))
     return {
-        "log_base": 10, "a": float(a), "b": float(b),
-        "r2": 1.0 - float((residual ** 2).sum()) / ss_tot if ss_tot > 0 else 1.0,
-        "rmse": rmse, "n_cells": int(len(x)),
+        "log_base": 10,
+        "a": float(a),
+        "b": float(b),
+        "r2": 1.0 - float((residual**2).sum()) / ss_tot if ss_tot > 0 else 1.0,
+        "rmse": rmse,
+        "n_cells": int(len(x)),
         "x": "log10 of p_mean (unconditional mean probability of the rank-r token in the bin)",
         "y": "log10 of c_hat (share of the bin's steps whose gold token has rank r)",
-        "natural_log": {"a": float(a) * math.log(10), "b": float(b), "rmse": rmse * math.log(10),
-                        "note": "the same fit as ln c = a + b ln p; samplers take the log10 a"},
+        "natural_log": {
+            "a": float(a) * math.log(10),
+            "b": float(b),
+            "rmse": rmse * math.log(10),
+            "note": "the same fit as ln c = a + b ln p; samplers take the log10 a",
+        },
     }
 
 

@@ -29,9 +29,11 @@ def manifest_record(sampler: dict[str, Any]) -> dict[str, Any] | None:
     """What a run's manifest says about the artifact it used (None: none)."""
     if not sampler.get("calibration"):
         return None
-    return {"path": sampler["calibration"], "sha256": sampler.get("calibration_sha256"),
-            "threshold": sampler.get("calibration_threshold")
-            if sampler.get("calibrated_topk") is not None else None}
+    return {
+        "path": sampler["calibration"],
+        "sha256": sampler.get("calibration_sha256"),
+        "threshold": sampler.get("calibration_threshold") if sampler.get("calibrated_topk") is not None else None,
+    }
 
 
 def auto_calibration(config: dict[str, Any]) -> str | None:
@@ -45,9 +47,13 @@ def auto_calibration(config: dict[str, Any]) -> str | None:
     check_options(config["calibration"])
     folder = calibration_dir(config)
     if not (folder / "DONE").is_file():
-        raise _bad("calibration", "auto", f"a finished calibration of model {config['model']['name']} "
-                   f"with these calibration settings at {folder} (make it first: python launch.py "
-                   "job=calibrate with the same model and calibration.* settings)")
+        raise _bad(
+            "calibration",
+            "auto",
+            f"a finished calibration of model {config['model']['name']} "
+            f"with these calibration settings at {folder} (make it first: python launch.py "
+            "job=calibrate with the same model and calibration.* settings)",
+        )
     return str(folder)
 
 
@@ -61,29 +67,38 @@ def resolve_calibration(sampler: dict[str, Any]) -> dict[str, Any]:
         raise _bad("calibration", path, "a calibration directory written by job=calibrate")
     topk, epsilon = sampler.get("calibrated_topk"), sampler.get("calibrated_epsilon")
     if topk is None and epsilon is None:
-        raise _bad("calibration", path, "a calibrated sampler to feed (sampler=calibrated_topk "
-                   "or sampler=calibrated_epsilon)")
+        raise _bad(
+            "calibration", path, "a calibrated sampler to feed (sampler=calibrated_topk or sampler=calibrated_epsilon)"
+        )
     artifact = read_artifact(path)
     out = dict(sampler)
     bins = sampler.get("bins", 10)
     if artifact.bins != bins:
-        raise _bad("calibration", path, f"a calibration with sampler.bins = {bins} bins "
-                   f"(this one has {artifact.bins}; set sampler.bins={artifact.bins} or recalibrate)")
+        raise _bad(
+            "calibration",
+            path,
+            f"a calibration with sampler.bins = {bins} bins "
+            f"(this one has {artifact.bins}; set sampler.bins={artifact.bins} or recalibrate)",
+        )
     if topk is not None:
-        ks = artifact.k_list(threshold) if isinstance(threshold, (int, float)) and not isinstance(
-            threshold, bool) else None
+        ks = (
+            artifact.k_list(threshold)
+            if isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+            else None
+        )
         if ks is None:
-            raise _bad("calibration_threshold", threshold,
-                       f"one of the artifact's thresholds {artifact.thresholds}")
+            raise _bad("calibration_threshold", threshold, f"one of the artifact's thresholds {artifact.thresholds}")
         out["calibrated_topk"] = ks
         out["calibrated_topk_order"] = "low_first"  # artifacts list bin 1 first
     if epsilon is not None:
         fit = artifact.fit
         if fit is None:
-            raise _bad("calibration", path, "a calibration with a power-law fit (this one has "
-                       "too few grid cells with c_hat > 0 to fit A and B)")
+            raise _bad(
+                "calibration",
+                path,
+                "a calibration with a power-law fit (this one has too few grid cells with c_hat > 0 to fit A and B)",
+            )
         out["calibrated_epsilon"] = {**(epsilon or {}), "a": fit["a"], "b": fit["b"]}
     out["calibration"] = str(artifact.path)
     out["calibration_sha256"] = artifact.sha256
     return out
-

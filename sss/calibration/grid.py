@@ -55,7 +55,7 @@ class GridAccumulator:
         # matrix (BLAS, contiguous) instead of K strided bincounts; float32 within a block of
         # rows small enough to stay in cache, float64 across blocks
         for start in range(0, len(b), BLOCK_ROWS):
-            block, bb = top[start:start + BLOCK_ROWS], b[start:start + BLOCK_ROWS]
+            block, bb = top[start : start + BLOCK_ROWS], b[start : start + BLOCK_ROWS]
             onehot = np.zeros((len(bb), n), np.float32)
             onehot[np.arange(len(bb)), bb] = 1.0
             self.p_sum += onehot.T @ block
@@ -73,20 +73,27 @@ class GridAccumulator:
         with np.errstate(invalid="ignore", divide="ignore"):
             c_hat = np.where(steps > 0, self.gold / steps, 0.0)
             p_mean = np.where(steps > 0, self.p_sum / steps, np.nan)
-            p_std = np.sqrt(np.maximum(self.p_sq / steps - p_mean ** 2, 0.0))
+            p_std = np.sqrt(np.maximum(self.p_sq / steps - p_mean**2, 0.0))
             cond_mean = np.where(self.gold > 0, self.c_sum / self.gold, np.nan)
-            cond_std = np.sqrt(np.maximum(self.c_sq / self.gold - cond_mean ** 2, 0.0))
+            cond_std = np.sqrt(np.maximum(self.c_sq / self.gold - cond_mean**2, 0.0))
         total = max(int(self.steps.sum()), 1)
         m = np.repeat(np.arange(1, n + 1), k)
-        return pd.DataFrame({
-            "bin": m, "bin_low": (m - 1) / n, "bin_high": m / n,
-            "rank": np.tile(np.arange(1, k + 1), n),
-            "steps": np.repeat(self.steps, k), "token_share": np.repeat(self.steps / total, k),
-            "gold_at_rank": self.gold.reshape(-1), "c_hat": c_hat.reshape(-1),
-            "p_mean": p_mean.reshape(-1), "p_std": np.where(steps > 0, p_std, np.nan).reshape(-1),
-            "p_cond_mean": cond_mean.reshape(-1),
-            "p_cond_std": np.where(self.gold > 0, cond_std, np.nan).reshape(-1),
-        })
+        return pd.DataFrame(
+            {
+                "bin": m,
+                "bin_low": (m - 1) / n,
+                "bin_high": m / n,
+                "rank": np.tile(np.arange(1, k + 1), n),
+                "steps": np.repeat(self.steps, k),
+                "token_share": np.repeat(self.steps / total, k),
+                "gold_at_rank": self.gold.reshape(-1),
+                "c_hat": c_hat.reshape(-1),
+                "p_mean": p_mean.reshape(-1),
+                "p_std": np.where(steps > 0, p_std, np.nan).reshape(-1),
+                "p_cond_mean": cond_mean.reshape(-1),
+                "p_cond_std": np.where(self.gold > 0, cond_std, np.nan).reshape(-1),
+            }
+        )
 
 
 def _batches(source: Path | pa.Table, batch_rows: int):
@@ -102,18 +109,24 @@ def traces_top_k(source: Path | pa.Table) -> int:
     return schema.field("top_probs").type.list_size
 
 
-def build_grid(source: Path | pa.Table, bins: int = 10, top_k: int | None = None,
-               batch_rows: int = BATCH_ROWS) -> pd.DataFrame:
+def build_grid(
+    source: Path | pa.Table, bins: int = 10, top_k: int | None = None, batch_rows: int = BATCH_ROWS
+) -> pd.DataFrame:
     """The grid of a traces table or parquet file, over ranks 1..top_k (default: the traces' K)."""
     k_traced = traces_top_k(source)
     k = k_traced if top_k is None else top_k
     if not 1 <= k <= k_traced:
-        raise ValueError(f"top_k = {k} is not allowed: expected 1 <= top_k <= {k_traced} "
-                         "(the number of probabilities traced per step)")
+        raise ValueError(
+            f"top_k = {k} is not allowed: expected 1 <= top_k <= {k_traced} "
+            "(the number of probabilities traced per step)"
+        )
     acc = GridAccumulator(bins, k)
     for batch in _batches(source, batch_rows):
-        acc.add(batch.column("p_max").to_numpy(), batch.column("rank").to_numpy(),
-                top_matrix(batch.column("top_probs"), k_traced))
+        acc.add(
+            batch.column("p_max").to_numpy(),
+            batch.column("rank").to_numpy(),
+            top_matrix(batch.column("top_probs"), k_traced),
+        )
     return acc.frame()
 
 

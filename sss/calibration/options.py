@@ -38,8 +38,10 @@ def check_options(options: dict[str, Any]) -> None:
     engine = options.get("engine")
     if engine not in TRACE_ENGINES:
         raise _bad("engine", engine, f"one of {TRACE_ENGINES}")
-    needs = {"vllm": ("vllm", "GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev"),
-             "torchtune": ("torchtune", "pip install 'sss[torchtune]'")}.get(engine)
+    needs = {
+        "vllm": ("vllm", "GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev"),
+        "torchtune": ("torchtune", "pip install 'sss[torchtune]'"),
+    }.get(engine)
     if needs and importlib.util.find_spec(needs[0]) is None:
         raise _bad("engine", engine, f"an installed engine: {needs[0]} is not installed ({needs[1]})")
 
@@ -50,8 +52,11 @@ def check_options(options: dict[str, Any]) -> None:
         return
     if files is None:
         if options["data"] == "jsonl":
-            raise _bad("data_files", files, "a JSONL file with prompt/answer fields "
-                       "(calibration.data=jsonl reads no hub dataset)")
+            raise _bad(
+                "data_files",
+                files,
+                "a JSONL file with prompt/answer fields (calibration.data=jsonl reads no hub dataset)",
+            )
         return
     if not isinstance(files, str) or not Path(files).expanduser().is_file():
         raise _bad("data_files", files, "an existing JSONL file")
@@ -80,10 +85,8 @@ def calibration_dir(config: dict[str, Any]) -> Path:
     identity = {
         "model": {k: v for k, v in model.items() if k not in NOT_RESULT["model"]},
         "calibration": {k: v for k, v in options.items() if k not in NOT_RESULT["calibration"]},
-        "data_sha256": file_sha256(Path(options["data_files"]).expanduser())
-        if options.get("data_files") else None,
+        "data_sha256": file_sha256(Path(options["data_files"]).expanduser()) if options.get("data_files") else None,
     }
     limit = options.get("limit")
     leaf = f"{data_label(options)}__{options['engine']}__n{limit if limit else 'all'}__{_digest(identity)}"
-    return (Path(config["output_root"]).expanduser() / "calibration" / _safe(model["name"])
-            / _safe(leaf))
+    return Path(config["output_root"]).expanduser() / "calibration" / _safe(model["name"]) / _safe(leaf)

@@ -18,27 +18,27 @@ import torch
 class StepColumns:
     """Columns of traced steps (one entry per answer token), numpy arrays."""
 
-    doc_id: np.ndarray      # int64
-    position: np.ndarray    # int32, index of the token within the answer
-    token_id: np.ndarray    # int32, the gold token
-    rank: np.ndarray        # int32, 1-based, full vocabulary
-    prob: np.ndarray        # float32, the gold token's probability
-    p_max: np.ndarray       # float32
-    top_ids: np.ndarray     # int32 [n, K], most probable first
-    top_probs: np.ndarray   # float32 [n, K]
+    doc_id: np.ndarray  # int64
+    position: np.ndarray  # int32, index of the token within the answer
+    token_id: np.ndarray  # int32, the gold token
+    rank: np.ndarray  # int32, 1-based, full vocabulary
+    prob: np.ndarray  # float32, the gold token's probability
+    p_max: np.ndarray  # float32
+    top_ids: np.ndarray  # int32 [n, K], most probable first
+    top_probs: np.ndarray  # float32 [n, K]
 
     def __len__(self) -> int:
         return len(self.doc_id)
 
     @classmethod
-    def concat(cls, parts: list["StepColumns"]) -> "StepColumns":
-        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
-                      for f in fields(cls)})
+    def concat(cls, parts: list[StepColumns]) -> StepColumns:
+        return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)})
 
 
 @torch.inference_mode()
-def step_columns(logits: torch.Tensor, gold: torch.Tensor, top_k: int, doc_id: int,
-                 first_position: int = 0) -> StepColumns:
+def step_columns(
+    logits: torch.Tensor, gold: torch.Tensor, top_k: int, doc_id: int, first_position: int = 0
+) -> StepColumns:
     """`logits` [n, V] where row i predicted `gold[i]`, the answer's token at first_position + i."""
     logprobs = torch.log_softmax(logits.float(), dim=-1)
     gold = gold.to(logprobs.device, torch.int64)

@@ -15,10 +15,18 @@ from .data import Sequence
 from .stats import StepColumns
 
 
-def load_vllm(path: str, dtype: str, top_k: int, max_model_len: int | None = None,
-              enforce_eager: bool = True, gpu_memory_utilization: float = 0.9,
-              kv_cache_memory_bytes: int | None = None, trust_remote_code: bool = False, seed: int = 0,
-              **_ignored):
+def load_vllm(
+    path: str,
+    dtype: str,
+    top_k: int,
+    max_model_len: int | None = None,
+    enforce_eager: bool = True,
+    gpu_memory_utilization: float = 0.9,
+    kv_cache_memory_bytes: int | None = None,
+    trust_remote_code: bool = False,
+    seed: int = 0,
+    **_ignored,
+):
     os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
     os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
     from vllm import LLM
@@ -30,10 +38,19 @@ def load_vllm(path: str, dtype: str, top_k: int, max_model_len: int | None = Non
     extra = {}
     if kv_cache_memory_bytes is not None:
         extra["kv_cache_memory_bytes"] = int(kv_cache_memory_bytes)
-    return LLM(model=path, tokenizer=path, dtype=dtype, seed=seed, max_model_len=max_model_len,
-               enforce_eager=enforce_eager, gpu_memory_utilization=gpu_memory_utilization,
-               trust_remote_code=trust_remote_code, max_logprobs=max(top_k, 20),
-               generation_config="vllm", **extra)
+    return LLM(
+        model=path,
+        tokenizer=path,
+        dtype=dtype,
+        seed=seed,
+        max_model_len=max_model_len,
+        enforce_eager=enforce_eager,
+        gpu_memory_utilization=gpu_memory_utilization,
+        trust_remote_code=trust_remote_code,
+        max_logprobs=max(top_k, 20),
+        generation_config="vllm",
+        **extra,
+    )
 
 
 def trace_vllm(sequences: list[Sequence], llm, top_k: int, show_progress: bool = True) -> StepColumns:
@@ -58,10 +75,17 @@ def trace_vllm(sequences: list[Sequence], llm, top_k: int, show_progress: bool =
             doc_id[row], position[row], token_id[row] = seq.doc_id, t - seq.answer_start, gold
             rank[row], gold_lp[row] = step[gold].rank, step[gold].logprob
             best = sorted(step.items(), key=lambda item: (item[1].rank, -item[1].logprob))[:top_k]
-            top_ids[row, :len(best)] = [tok for tok, _ in best]
-            top_lp[row, :len(best)] = [lp.logprob for _, lp in best]
+            top_ids[row, : len(best)] = [tok for tok, _ in best]
+            top_lp[row, : len(best)] = [lp.logprob for _, lp in best]
             row += 1
     top_probs = np.exp(top_lp).astype(np.float32)
-    return StepColumns(doc_id=doc_id, position=position, token_id=token_id, rank=rank,
-                       prob=np.exp(gold_lp).astype(np.float32), p_max=top_probs[:, 0].copy(),
-                       top_ids=top_ids, top_probs=top_probs)
+    return StepColumns(
+        doc_id=doc_id,
+        position=position,
+        token_id=token_id,
+        rank=rank,
+        prob=np.exp(gold_lp).astype(np.float32),
+        p_max=top_probs[:, 0].copy(),
+        top_ids=top_ids,
+        top_probs=top_probs,
+    )

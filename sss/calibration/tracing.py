@@ -26,17 +26,19 @@ def load_engine(engine: str, path: str, model_cfg: dict[str, Any], options: dict
     if engine == "vllm":
         from .trace_vllm import load_vllm
 
-        settings = {k: model_cfg[k] for k in ("gpu_memory_utilization", "enforce_eager",
-                                              "kv_cache_memory_bytes", "trust_remote_code")
-                    if k in model_cfg}
+        settings = {
+            k: model_cfg[k]
+            for k in ("gpu_memory_utilization", "enforce_eager", "kv_cache_memory_bytes", "trust_remote_code")
+            if k in model_cfg
+        }
         # + 1: vLLM generates one token after the longest sequence
-        return load_vllm(path, dtype, options["top_k"], max_model_len=options["max_length"] + 1,
-                         **settings)
+        return load_vllm(path, dtype, options["top_k"], max_model_len=options["max_length"] + 1, **settings)
     raise ValueError(f"calibration.engine = {engine!r}: expected one of {TRACE_ENGINES}")
 
 
-def trace(engine: str, loaded, sequences: list[Sequence], options: dict[str, Any],
-          show_progress: bool = True) -> StepColumns:
+def trace(
+    engine: str, loaded, sequences: list[Sequence], options: dict[str, Any], show_progress: bool = True
+) -> StepColumns:
     if engine == "hf":
         from .trace_hf import trace_hf
 

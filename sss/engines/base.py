@@ -13,7 +13,8 @@ rules: what was sampled from.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from collections.abc import Hashable, Sequence
 
 import numpy as np
 
@@ -72,16 +73,20 @@ class TokenTrace:
 
     def truncate(self, n: int) -> TokenTrace:
         """The first n steps."""
-        return TokenTrace(**{name: (None if getattr(self, name) is None else getattr(self, name)[:n])
-                             for name in (*self.COLUMNS, "top_ids", "top_logprobs")})
+        return TokenTrace(
+            **{
+                name: (None if getattr(self, name) is None else getattr(self, name)[:n])
+                for name in (*self.COLUMNS, "top_ids", "top_logprobs")
+            }
+        )
 
 
 @dataclass
 class Generation:
-    text: str              # the completion, cut before the first stop string
-    new_tokens: int        # tokens generated, the stop string's tokens and EOS included
-    stopped: str           # "stop" (stop string or EOS) or "length" (max_new_tokens)
-    trace: TokenTrace | None = None   # when the caller asked for one; len(trace) == new_tokens
+    text: str  # the completion, cut before the first stop string
+    new_tokens: int  # tokens generated, the stop string's tokens and EOS included
+    stopped: str  # "stop" (stop string or EOS) or "length" (max_new_tokens)
+    trace: TokenTrace | None = None  # when the caller asked for one; len(trace) == new_tokens
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -91,8 +96,9 @@ class Generator(Protocol):
 
     name: str
 
-    def generate(self, requests: Sequence[Request], trace_top_k: int | None = None,
-                 progress: bool = True) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[Request], trace_top_k: int | None = None, progress: bool = True
+    ) -> list[Generation]:
         """One generation per request, in order. `trace_top_k=None` records no trace; 0 records
         the per-token fields; N > 0 adds the N most probable tokens of every step."""
         ...

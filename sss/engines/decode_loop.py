@@ -20,7 +20,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Hashable, Protocol, Sequence
+from typing import Protocol
+from collections.abc import Hashable, Sequence
 
 import torch
 from tqdm import tqdm
@@ -46,16 +47,17 @@ class Backend(Protocol):
     def drop_prefix(self, key: Hashable) -> None: ...
     def prefill(self, slot: int, prefix: Hashable, ids: Sequence[int]) -> torch.Tensor: ...
     def copy_slot(self, src: int, dst: int, length: int) -> None: ...
-    def decode_step(self, tokens: torch.Tensor, prefixes: Sequence[Hashable],
-                    lengths: Sequence[int]) -> torch.Tensor: ...
+    def decode_step(
+        self, tokens: torch.Tensor, prefixes: Sequence[Hashable], lengths: Sequence[int]
+    ) -> torch.Tensor: ...
 
 
 @dataclass
 class _Prompt:
-    ids: list[int]                  # the whole prompt
-    prefix: Hashable                # the group's prefix key
+    ids: list[int]  # the whole prompt
+    prefix: Hashable  # the group's prefix key
     prefix_len: int
-    requests: list[int]             # indices into the call's requests, one row each
+    requests: list[int]  # indices into the call's requests, one row each
 
 
 @dataclass
@@ -63,7 +65,7 @@ class _Row:
     request: int
     prefix: Hashable
     prefix_len: int
-    length: int                     # suffix tokens in the slot (prompt suffix + generated)
+    length: int  # suffix tokens in the slot (prompt suffix + generated)
     step: int = 0
     generated: list[int] = field(default_factory=list)
     text: str = ""
@@ -81,8 +83,15 @@ def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     return n
 
 
-def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tokens: int,
-        trace_top_k: int | None = None, progress: bool = True, desc: str = "generating") -> list[Generation]:
+def run(
+    backend: Backend,
+    requests: Sequence[Request],
+    max_rows: int,
+    max_kv_tokens: int,
+    trace_top_k: int | None = None,
+    progress: bool = True,
+    desc: str = "generating",
+) -> list[Generation]:
     if not requests:
         return []
     for r in requests:
@@ -90,7 +99,7 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
             raise ValueError(f"max_new_tokens must be >= 1, got {r.max_new_tokens}")
 
     # -- 1, 2: prompts, grouped, with their shared prefixes --------------------------------
-    prompts: "OrderedDict[tuple, _Prompt]" = OrderedDict()
+    prompts: OrderedDict[tuple, _Prompt] = OrderedDict()
     token_cache: dict[str, list[int]] = {}
     for index, r in enumerate(requests):
         ids = token_cache.get(r.prompt)
@@ -100,14 +109,16 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
                 raise ValueError("an empty prompt cannot be generated from (it has no tokens)")
             limit = backend.context_length
             if limit is not None and len(ids) >= limit:
-                raise ValueError(f"a prompt of {len(ids)} tokens does not fit the model's context of "
-                                 f"{limit} tokens (it must leave room for at least one new token)")
+                raise ValueError(
+                    f"a prompt of {len(ids)} tokens does not fit the model's context of "
+                    f"{limit} tokens (it must leave room for at least one new token)"
+                )
         key = (r.group, r.prompt)
         if key not in prompts:
             prompts[key] = _Prompt(ids=ids, prefix=None, prefix_len=0, requests=[])
         prompts[key].requests.append(index)
 
-    groups: "OrderedDict[Hashable, list[_Prompt]]" = OrderedDict()
+    groups: OrderedDict[Hashable, list[_Prompt]] = OrderedDict()
     for (group, _), prompt in prompts.items():
         groups.setdefault(group, []).append(prompt)
     prefix_users: dict[Hashable, int] = {}
@@ -123,8 +134,9 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
             prefix_users[(n, group)] = sum(len(p.requests) for p in members)
 
     # -- KV memory: slots long enough for any prompt suffix plus its generation ------------
-    slot_len = max(len(p.ids) - p.prefix_len + max(requests[i].max_new_tokens for i in p.requests)
-                   for p in prompts.values())
+    slot_len = max(
+        len(p.ids) - p.prefix_len + max(requests[i].max_new_tokens for i in p.requests) for p in prompts.values()
+    )
     if backend.context_length is not None:
         slot_len = min(slot_len, backend.context_length)
     context = backend.context_length
@@ -145,16 +157,18 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
         r = requests[row.request]
         cut = cut_at_stop(row.text, r.stop)
         results[row.request] = Generation(
-            text=row.text if cut is None else row.text[:cut], new_tokens=len(row.generated),
-            stopped=reason, trace=row.trace.build() if row.trace is not None else None)
+            text=row.text if cut is None else row.text[:cut],
+            new_tokens=len(row.generated),
+            stopped=reason,
+            trace=row.trace.build() if row.trace is not None else None,
+        )
         tokens_out += len(row.generated)
         if row.prefix is not None:
             prefix_users[row.prefix] -= 1
             if prefix_users[row.prefix] == 0:
                 backend.drop_prefix(row.prefix)
         bar.update(1)
-        bar.set_postfix_str(f"{tokens_out / max(time.perf_counter() - started, 1e-9):.1f} tok/s",
-                            refresh=False)
+        bar.set_postfix_str(f"{tokens_out / max(time.perf_counter() - started, 1e-9):.1f} tok/s", refresh=False)
 
     def accept(rows_now: list[_Row], logits: torch.Tensor) -> list[_Row]:
         """Rules, draws and bookkeeping for one step of `rows_now` (logits [n, V]); returns the
@@ -180,8 +194,11 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
                 row.trace.add(token, len(row.text), traced, n)
             if token in backend.eos_ids or cut_at_stop(row.text, r.stop) is not None:
                 finish(row, "stop")
-            elif (row.step >= r.max_new_tokens or row.length >= slot_len
-                  or (context is not None and row.prefix_len + row.length >= context)):
+            elif (
+                row.step >= r.max_new_tokens
+                or row.length >= slot_len
+                or (context is not None and row.prefix_len + row.length >= context)
+            ):
                 finish(row, "length")
             else:
                 still.append(row)
@@ -200,15 +217,21 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
                 waiting.appendleft(_Prompt(prompt.ids, prompt.prefix, prompt.prefix_len, members[free:]))
                 members = members[:free]
             first = len(active)
-            suffix = prompt.ids[prompt.prefix_len:]
+            suffix = prompt.ids[prompt.prefix_len :]
             logits = backend.prefill(first, prompt.prefix, suffix)
             new_rows = []
             for k, index in enumerate(members):
                 if k:
                     backend.copy_slot(first, first + k, len(suffix))
-                new_rows.append(_Row(request=index, prefix=prompt.prefix, prefix_len=prompt.prefix_len,
-                                     length=len(suffix),
-                                     trace=TraceBuilder(trace_top_k) if trace_top_k is not None else None))
+                new_rows.append(
+                    _Row(
+                        request=index,
+                        prefix=prompt.prefix,
+                        prefix_len=prompt.prefix_len,
+                        length=len(suffix),
+                        trace=TraceBuilder(trace_top_k) if trace_top_k is not None else None,
+                    )
+                )
             kept = set(map(id, accept(new_rows, logits.unsqueeze(0).expand(len(new_rows), -1).contiguous())))
             # rows that ended at their first token leave; the others move down into place
             for k, row in enumerate(new_rows):
@@ -221,8 +244,7 @@ def run(backend: Backend, requests: Sequence[Request], max_rows: int, max_kv_tok
             continue
         # -- one decode step for every active row ------------------------------------------
         tokens = torch.tensor([row.generated[-1] for row in active], dtype=torch.int64, device=backend.device)
-        logits = backend.decode_step(tokens, [row.prefix for row in active],
-                                     [row.length - 1 for row in active])
+        logits = backend.decode_step(tokens, [row.prefix for row in active], [row.length - 1 for row in active])
         still = accept(active, logits)
         if len(still) != len(active):
             # keep slots 0..n-1 dense: every surviving row moves down to its new index

@@ -11,15 +11,27 @@ end-of-sequence token grows likelier with every step, so generations stay short.
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import torch
 
 from . import decode_loop
 from .base import Generation, Request
 
-VOCAB = ("<eos>", " The answer is", " so", " we", " add", " step", " then", ".", "\n",
-         *(f" {d}" for d in range(10)), " 12", " 42")
+VOCAB = (
+    "<eos>",
+    " The answer is",
+    " so",
+    " we",
+    " add",
+    " step",
+    " then",
+    ".",
+    "\n",
+    *(f" {d}" for d in range(10)),
+    " 12",
+    " 42",
+)
 EOS = 0
 _MASK = (1 << 63) - 1
 
@@ -38,8 +50,15 @@ class DummyEngine:
     context_length = None
     eos_ids = frozenset({EOS})
 
-    def __init__(self, path: str = "dummy", dtype: str = "float32", trust_remote_code: bool = False,
-                 vocab_seed: int = 0, max_rows: int = 32, name: str = "dummy"):
+    def __init__(
+        self,
+        path: str = "dummy",
+        dtype: str = "float32",
+        trust_remote_code: bool = False,
+        vocab_seed: int = 0,
+        max_rows: int = 32,
+        name: str = "dummy",
+    ):
         self.name, self.model_name = name, "dummy"
         self.vocab_seed, self.max_rows = int(vocab_seed), int(max_rows)
         self.device = torch.device("cpu")
@@ -50,10 +69,18 @@ class DummyEngine:
         text = "".join(f"<{m['role']}>{m['content']}\n" for m in messages)
         return text + ("<assistant>" if add_generation_prompt else "")
 
-    def generate(self, requests: Sequence[Request], trace_top_k: int | None = None,
-                 progress: bool = True) -> list[Generation]:
-        return decode_loop.run(self, requests, self.max_rows, max_kv_tokens=2**62,
-                               trace_top_k=trace_top_k, progress=progress, desc="generating (dummy)")
+    def generate(
+        self, requests: Sequence[Request], trace_top_k: int | None = None, progress: bool = True
+    ) -> list[Generation]:
+        return decode_loop.run(
+            self,
+            requests,
+            self.max_rows,
+            max_kv_tokens=2**62,
+            trace_top_k=trace_top_k,
+            progress=progress,
+            desc="generating (dummy)",
+        )
 
     # -- the decode loop's Backend ---------------------------------------------------------
     def encode(self, text: str) -> list[int]:

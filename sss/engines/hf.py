@@ -15,7 +15,7 @@ with two processors, the rules and then a seeded per-row draw: the baseline of
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from transformers import GenerationConfig, LogitsProcessor
@@ -87,9 +87,18 @@ def neutral_generation_config(model) -> GenerationConfig:
 class HFEngine:
     """`engine=hf`: a transformers causal LM, generating with sss rules and per-request seeds."""
 
-    def __init__(self, path: str, dtype: str = "float32", device: str = "cpu",
-                 trust_remote_code: bool = False, loop: str = "sss", max_rows: int = 32,
-                 kv_cache_gib: float = 4.0, batch_size: int = 16, name: str = "hf"):
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "float32",
+        device: str = "cpu",
+        trust_remote_code: bool = False,
+        loop: str = "sss",
+        max_rows: int = 32,
+        kv_cache_gib: float = 4.0,
+        batch_size: int = 16,
+        name: str = "hf",
+    ):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         if loop not in ("sss", "generate"):
@@ -100,19 +109,44 @@ class HFEngine:
             hf_kv.register()
             extra["attn_implementation"] = hf_kv.ATTENTION_NAME
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **extra)
-        self._attach(model.to(device), tokenizer, device=device, loop=loop, max_rows=max_rows,
-                     kv_cache_gib=kv_cache_gib, batch_size=batch_size, name=name)
+            path, dtype=getattr(torch, dtype), trust_remote_code=trust_remote_code, **extra
+        )
+        self._attach(
+            model.to(device),
+            tokenizer,
+            device=device,
+            loop=loop,
+            max_rows=max_rows,
+            kv_cache_gib=kv_cache_gib,
+            batch_size=batch_size,
+            name=name,
+        )
         self.model_name = path
 
     @classmethod
-    def from_loaded(cls, model, tokenizer, device: str = "cpu", loop: str = "sss", max_rows: int = 32,
-                    kv_cache_gib: float = 4.0, batch_size: int = 16) -> "HFEngine":
+    def from_loaded(
+        cls,
+        model,
+        tokenizer,
+        device: str = "cpu",
+        loop: str = "sss",
+        max_rows: int = 32,
+        kv_cache_gib: float = 4.0,
+        batch_size: int = 16,
+    ) -> HFEngine:
         """An engine around a model already in memory (its attention set to
         `hf_kv.ATTENTION_NAME` for the sss loop), e.g. randomly initialised for a benchmark."""
         engine = cls.__new__(cls)
-        engine._attach(model, tokenizer, device=device, loop=loop, max_rows=max_rows,
-                       kv_cache_gib=kv_cache_gib, batch_size=batch_size, name="hf")
+        engine._attach(
+            model,
+            tokenizer,
+            device=device,
+            loop=loop,
+            max_rows=max_rows,
+            kv_cache_gib=kv_cache_gib,
+            batch_size=batch_size,
+            name="hf",
+        )
         engine.model_name = type(model).__name__
         return engine
 
@@ -138,15 +172,17 @@ class HFEngine:
                 layers=text_config.num_hidden_layers,
                 kv_heads=getattr(text_config, "num_key_value_heads", None) or heads,
                 head_dim=getattr(text_config, "head_dim", None) or text_config.hidden_size // heads,
-                dtype=self.model.dtype, device=self.device)
+                dtype=self.model.dtype,
+                device=self.device,
+            )
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
     @torch.inference_mode()
-    def generate(self, requests: Sequence[Request], trace_top_k: int | None = None,
-                 progress: bool = True) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[Request], trace_top_k: int | None = None, progress: bool = True
+    ) -> list[Generation]:
         if self.loop == "generate":
             if trace_top_k is not None:
                 raise ValueError("engine.loop=generate records no token traces (use engine.loop=sss)")
@@ -171,14 +207,14 @@ class HFEngine:
         self.kv.drop_prefix(key)
 
     def _forward(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        out = self.model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1,
-                         sss_kv=self.kv)
+        out = self.model(input_ids=ids, position_ids=positions, use_cache=False, logits_to_keep=1, sss_kv=self.kv)
         return out.logits[:, -1]
 
     def encode_prefix(self, key, ids: Sequence[int]) -> None:
         self.kv.begin_prefix(key, len(ids))
-        self._forward(torch.tensor([list(ids)], device=self.device),
-                      torch.arange(len(ids), device=self.device).unsqueeze(0))
+        self._forward(
+            torch.tensor([list(ids)], device=self.device), torch.arange(len(ids), device=self.device).unsqueeze(0)
+        )
 
     def prefill(self, slot: int, prefix, ids: Sequence[int]) -> torch.Tensor:
         start = self.kv.prefix_length(prefix)
@@ -188,25 +224,30 @@ class HFEngine:
 
     def decode_step(self, tokens: torch.Tensor, prefixes, lengths) -> torch.Tensor:
         self.kv.begin_decode(prefixes, lengths)
-        positions = torch.tensor([self.kv.prefix_length(p) + n for p, n in zip(prefixes, lengths)],
-                                 device=self.device).unsqueeze(1)
+        positions = torch.tensor(
+            [self.kv.prefix_length(p) + n for p, n in zip(prefixes, lengths)], device=self.device
+        ).unsqueeze(1)
         return self._forward(tokens.unsqueeze(1), positions)
 
     # -- the old path: transformers' generate, a fixed batch at a time --------------------
     def _generate_with_hf(self, requests: Sequence[Request], progress: bool) -> list[Generation]:
         from tqdm import tqdm
 
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].max_new_tokens, requests[i].stop,
-                                                           -len(requests[i].prompt)))
+        order = sorted(
+            range(len(requests)), key=lambda i: (requests[i].max_new_tokens, requests[i].stop, -len(requests[i].prompt))
+        )
         results: list[Generation | None] = [None] * len(requests)
         bar = tqdm(total=len(requests), desc="generating", disable=not progress, unit="sample")
         start = 0
         while start < len(order):
             end = start + 1
             first = requests[order[start]]
-            while (end < len(order) and end - start < self.batch_size
-                   and (requests[order[end]].max_new_tokens, requests[order[end]].stop)
-                   == (first.max_new_tokens, first.stop)):
+            while (
+                end < len(order)
+                and end - start < self.batch_size
+                and (requests[order[end]].max_new_tokens, requests[order[end]].stop)
+                == (first.max_new_tokens, first.stop)
+            ):
                 end += 1
             chunk = [requests[i] for i in order[start:end]]
             for i, gen in zip(order[start:end], self._hf_batch(chunk)):
@@ -217,23 +258,33 @@ class HFEngine:
         return results  # type: ignore[return-value]
 
     def _hf_batch(self, chunk: Sequence[Request]) -> list[Generation]:
-        enc = self.tokenizer([r.prompt for r in chunk], return_tensors="pt", padding=True,
-                             add_special_tokens=False).to(self.device)
+        enc = self.tokenizer([r.prompt for r in chunk], return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
         width = enc["input_ids"].shape[1]
         stop = list(chunk[0].stop)
-        processors = [SamplerLogitsProcessor([r.spec for r in chunk]),
-                      SeededDraw([r.seed for r in chunk], width)]
-        out = self.model.generate(**enc, do_sample=False, max_new_tokens=chunk[0].max_new_tokens,
-                                  logits_processor=processors, stop_strings=stop or None,
-                                  tokenizer=self.tokenizer)
+        processors = [SamplerLogitsProcessor([r.spec for r in chunk]), SeededDraw([r.seed for r in chunk], width)]
+        out = self.model.generate(
+            **enc,
+            do_sample=False,
+            max_new_tokens=chunk[0].max_new_tokens,
+            logits_processor=processors,
+            stop_strings=stop or None,
+            tokenizer=self.tokenizer,
+        )
         results = []
         for row in out[:, width:].tolist():
             tokens = _strip_padding(row, self.eos_ids)
             text = self.tokenizer.decode(tokens, skip_special_tokens=True)
             cut = cut_at_stop(text, stop)
             ended = cut is not None or (len(tokens) < len(row)) or (tokens and tokens[-1] in self.eos_ids)
-            results.append(Generation(text=text if cut is None else text[:cut], new_tokens=len(tokens),
-                                      stopped="stop" if ended else "length"))
+            results.append(
+                Generation(
+                    text=text if cut is None else text[:cut],
+                    new_tokens=len(tokens),
+                    stopped="stop" if ended else "length",
+                )
+            )
         return results
 
 

@@ -19,7 +19,7 @@ time. What this module adds is exactly that missing piece:
 
 from __future__ import annotations
 
-from typing import Hashable, Sequence
+from collections.abc import Hashable, Sequence
 
 import torch
 
@@ -27,14 +27,16 @@ ATTENTION_NAME = "sss_slots"
 _NEG_INF = float("-inf")
 
 
-def slot_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0,
-                   sss_kv: "SlotKV | None" = None, **kwargs):
+def slot_attention(
+    module, query, key, value, attention_mask, scaling=None, dropout=0.0, sss_kv: SlotKV | None = None, **kwargs
+):
     """transformers attention-interface function: stores the new K/V and attends (see module doc)."""
     if sss_kv is None:
         raise RuntimeError(f"attention '{ATTENTION_NAME}' runs only inside the sss HF engine")
     if kwargs.get("sliding_window") is not None:
-        raise NotImplementedError("the sss HF decode loop supports full attention only "
-                                  "(use engine.loop=generate for sliding-window models)")
+        raise NotImplementedError(
+            "the sss HF decode loop supports full attention only (use engine.loop=generate for sliding-window models)"
+        )
     return sss_kv.attend(module.layer_idx, query, key, value, scaling), None
 
 
@@ -44,8 +46,7 @@ def register() -> None:
     AttentionInterface.register(ATTENTION_NAME, slot_attention)
 
 
-def _partial(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
-             mask: torch.Tensor | None = None):
+def _partial(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, mask: torch.Tensor | None = None):
     """Unnormalised attention of q [..., M, D] over k, v [..., L, D]: (o, row max, row sum),
     softmax statistics in float32 so that two parts can be merged exactly."""
     s = torch.matmul(q, k.transpose(-1, -2)).float() * scale

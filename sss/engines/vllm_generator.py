@@ -20,12 +20,11 @@ from __future__ import annotations
 import os
 import itertools
 import math
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
 
-from sss.samplers import SamplerSpec
 
 from .base import Generation, Request, TokenTrace
 
@@ -51,12 +50,22 @@ class VLLMEngine:
     records what it sees); other keyword arguments go to `vllm.LLM` as they are.
     """
 
-    def __init__(self, path: str, dtype: str = "bfloat16", seed: int = 0,
-                 gpu_memory_utilization: float = 0.9, tensor_parallel_size: int = 1,
-                 max_model_len: int | None = None, enforce_eager: bool | None = None,
-                 kv_cache_memory_bytes: int | None = None, trust_remote_code: bool = False,
-                 logprobs_mode: str = "raw_logprobs", logits_processor: type | None = None,
-                 name: str = "vllm", **llm_kwargs: Any):
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "bfloat16",
+        seed: int = 0,
+        gpu_memory_utilization: float = 0.9,
+        tensor_parallel_size: int = 1,
+        max_model_len: int | None = None,
+        enforce_eager: bool | None = None,
+        kv_cache_memory_bytes: int | None = None,
+        trust_remote_code: bool = False,
+        logprobs_mode: str = "raw_logprobs",
+        logits_processor: type | None = None,
+        name: str = "vllm",
+        **llm_kwargs: Any,
+    ):
         # A research run has no business reporting usage to anyone.
         os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
         os.environ.setdefault("VLLM_DO_NOT_TRACK", "1")
@@ -81,10 +90,15 @@ class VLLMEngine:
         if logprobs_mode != "raw_logprobs":
             llm_kwargs["logprobs_mode"] = logprobs_mode
         self.llm = LLM(
-            model=path, tokenizer=path, dtype=dtype, seed=seed,
+            model=path,
+            tokenizer=path,
+            dtype=dtype,
+            seed=seed,
             gpu_memory_utilization=gpu_memory_utilization,
-            tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
-            enforce_eager=enforce_eager, trust_remote_code=trust_remote_code,
+            tensor_parallel_size=tensor_parallel_size,
+            max_model_len=max_model_len,
+            enforce_eager=enforce_eager,
+            trust_remote_code=trust_remote_code,
             logits_processors=[logits_processor or SamplerLogitsProcessor],
             # the checkpoint's generation_config.json must not set defaults behind our back
             generation_config="vllm",
@@ -93,11 +107,11 @@ class VLLMEngine:
         self.tokenizer = self.llm.get_tokenizer()
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
-        return self.tokenizer.apply_chat_template(messages, tokenize=False,
-                                                  add_generation_prompt=add_generation_prompt)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
-    def generate(self, requests: Sequence[Request], trace_top_k: int | None = None,
-                 progress: bool = True) -> list[Generation]:
+    def generate(
+        self, requests: Sequence[Request], trace_top_k: int | None = None, progress: bool = True
+    ) -> list[Generation]:
         from sss.engines import vllm as adapter
 
         tokenized: dict[str, list[int]] = {}
@@ -113,25 +127,38 @@ class VLLMEngine:
             trace_ids.append(tid)
             # logprobs >= 1 so that the rank-1 entry (p_max) is always there
             logprobs = None if trace_top_k is None else max(1, trace_top_k)
-            params.append(adapter.sampling_params(
-                r.spec, seed=int(r.seed), max_tokens=r.max_new_tokens, stop=list(r.stop),
-                logprobs=logprobs, skip_special_tokens=True, extra_args=extra))
+            params.append(
+                adapter.sampling_params(
+                    r.spec,
+                    seed=int(r.seed),
+                    max_tokens=r.max_new_tokens,
+                    stop=list(r.stop),
+                    logprobs=logprobs,
+                    skip_special_tokens=True,
+                    extra_args=extra,
+                )
+            )
         outputs = self.llm.generate(prompts, params, use_tqdm=progress)
         results = []
         for out, tid in zip(outputs, trace_ids):
             completion = out.outputs[0]
             trace = None
             if tid is not None:
-                trace = vllm_trace(completion.token_ids, completion.logprobs,
-                                   adapter.TRACE_STEPS.pop(tid, []), trace_top_k)
-            results.append(Generation(
-                text=completion.text, new_tokens=len(completion.token_ids),
-                stopped="stop" if completion.finish_reason == "stop" else "length", trace=trace))
+                trace = vllm_trace(
+                    completion.token_ids, completion.logprobs, adapter.TRACE_STEPS.pop(tid, []), trace_top_k
+                )
+            results.append(
+                Generation(
+                    text=completion.text,
+                    new_tokens=len(completion.token_ids),
+                    stopped="stop" if completion.finish_reason == "stop" else "length",
+                    trace=trace,
+                )
+            )
         return results
 
 
-def vllm_trace(token_ids: Sequence[int], logprobs: Any, steps: list[tuple[float, int]],
-               top_k: int) -> TokenTrace:
+def vllm_trace(token_ids: Sequence[int], logprobs: Any, steps: list[tuple[float, int]], top_k: int) -> TokenTrace:
     """A `TokenTrace` from vLLM's per-token logprob dicts (token id -> Logprob with rank and
     decoded text) and the processor's (entropy, kept) per step."""
     n = len(token_ids)
@@ -155,10 +182,14 @@ def vllm_trace(token_ids: Sequence[int], logprobs: Any, steps: list[tuple[float,
     entropy = [h for h, _ in steps] + [math.nan] * missing
     kept = [k for _, k in steps] + [-1] * missing
     trace = TokenTrace(
-        token_ids=np.asarray(token_ids, dtype=np.int64), logprob=np.asarray(chosen_lp, dtype=np.float32),
-        rank=np.asarray(ranks, dtype=np.int32), p_max=np.asarray(p_max, dtype=np.float32),
-        entropy=np.asarray(entropy, dtype=np.float32), kept=np.asarray(kept, dtype=np.int32),
-        text_end=np.asarray(text_end, dtype=np.int32))
+        token_ids=np.asarray(token_ids, dtype=np.int64),
+        logprob=np.asarray(chosen_lp, dtype=np.float32),
+        rank=np.asarray(ranks, dtype=np.int32),
+        p_max=np.asarray(p_max, dtype=np.float32),
+        entropy=np.asarray(entropy, dtype=np.float32),
+        kept=np.asarray(kept, dtype=np.int32),
+        text_end=np.asarray(text_end, dtype=np.int32),
+    )
     if top_k:
         trace.top_ids = np.asarray(top_ids, dtype=np.int64).reshape(n, -1)
         trace.top_logprobs = np.asarray(top_lps, dtype=np.float32).reshape(n, -1)

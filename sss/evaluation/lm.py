@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
@@ -36,9 +37,14 @@ class SamplerLM(LM):
     trace when ``trace_top_k`` is not None (0: the per-token fields, N: plus the top N).
     """
 
-    def __init__(self, generator: Generator, sampler: dict | SamplerSpec | None = None, seed: int = 0,
-                 trace_top_k: int | None = None,
-                 trace_sink: Callable[[str, int, int, Any], None] | None = None):
+    def __init__(
+        self,
+        generator: Generator,
+        sampler: dict | SamplerSpec | None = None,
+        seed: int = 0,
+        trace_top_k: int | None = None,
+        trace_sink: Callable[[str, int, int, Any], None] | None = None,
+    ):
         super().__init__()
         self.generator = generator
         self.spec = sampler if isinstance(sampler, SamplerSpec) else SamplerSpec.from_mapping(sampler or {})
@@ -58,13 +64,28 @@ class SamplerLM(LM):
             max_new, stop = self._task_generation(request.task_name, gen_kwargs)
             seed = sample_seed(self.seed, str(request.task_name), key[1], repeat)
             keys.append((*key, repeat, seed))
-            batch.append(Request(prompt=context, spec=self.spec, seed=seed, max_new_tokens=max_new,
-                                 stop=tuple(stop), group=request.task_name))
-        generations = self.generator.generate(batch, trace_top_k=self.trace_top_k,
-                                              progress=not disable_tqdm)
+            batch.append(
+                Request(
+                    prompt=context,
+                    spec=self.spec,
+                    seed=seed,
+                    max_new_tokens=max_new,
+                    stop=tuple(stop),
+                    group=request.task_name,
+                )
+            )
+        generations = self.generator.generate(batch, trace_top_k=self.trace_top_k, progress=not disable_tqdm)
         for (task, doc_id, repeat, seed), gen in zip(keys, generations, strict=True):
-            self.records.append({"task": task, "doc_id": doc_id, "repeat": repeat, "seed": seed,
-                                 "new_tokens": gen.new_tokens, "stopped": gen.stopped})
+            self.records.append(
+                {
+                    "task": task,
+                    "doc_id": doc_id,
+                    "repeat": repeat,
+                    "seed": seed,
+                    "new_tokens": gen.new_tokens,
+                    "stopped": gen.stopped,
+                }
+            )
             if self.trace_sink is not None and gen.trace is not None:
                 self.trace_sink(task, doc_id, repeat, gen.trace)
         return [gen.text for gen in generations]
@@ -75,7 +96,8 @@ class SamplerLM(LM):
         if unknown:
             raise ValueError(
                 f"task {task} sets generation kwargs {sorted(unknown)}: sampling parameters come "
-                f"from the sampler config; a task may set only {sorted(TASK_GENERATION_KEYS)}")
+                f"from the sampler config; a task may set only {sorted(TASK_GENERATION_KEYS)}"
+            )
         if "max_gen_toks" not in gen_kwargs:
             raise ValueError(f"task {task} does not set max_gen_toks")
         until = gen_kwargs.get("until") or []

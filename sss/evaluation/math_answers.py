@@ -19,14 +19,14 @@ _BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
 _TEXT = re.compile(r"\\(?:text|textbf|textit|textrm|mathrm|mathbf|mbox|operatorname)\s*\{([^{}]*)\}")
 _DROP = re.compile(
     r"\\displaystyle|\\left(?![A-Za-z])|\\right(?![A-Za-z])"  # sizing of brackets
-    r"|\^\s*\{?\s*\\circ\s*\}?|\\circ|°"                      # degrees
-    r"|\\?%|\\?\$"                                           # percent and dollar signs
-    r"|\\[!,;: ]|\\q?quad(?![A-Za-z])|~"                     # LaTeX spacing
+    r"|\^\s*\{?\s*\\circ\s*\}?|\\circ|°"  # degrees
+    r"|\\?%|\\?\$"  # percent and dollar signs
+    r"|\\[!,;: ]|\\q?quad(?![A-Za-z])|~"  # LaTeX spacing
 )
 _FRAC_DIGITS = re.compile(r"\\frac(\d)(\d)")  # \frac12 -> \frac{1}{2}
-_FRAC_FIRST = re.compile(r"\\frac(\d)\{")     # \frac1{2} -> \frac{1}{2}
+_FRAC_FIRST = re.compile(r"\\frac(\d)\{")  # \frac1{2} -> \frac{1}{2}
 _FRAC_SECOND = re.compile(r"\\frac\{([^{}]*)\}(\d)")  # \frac{1}2 -> \frac{1}{2}
-_SQRT_SHORT = re.compile(r"\\sqrt(\w)")        # \sqrt2 -> \sqrt{2}
+_SQRT_SHORT = re.compile(r"\\sqrt(\w)")  # \sqrt2 -> \sqrt{2}
 # "x=5", "n = 5": a short name on the left is not part of the value
 _NAME_EQUALS = re.compile(r"^[A-Za-z]\w{0,2}=(?!=)(.+)$")
 _THOUSANDS = re.compile(r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
@@ -45,7 +45,7 @@ def _braced(text: str, start: int) -> tuple[str, int] | None:
         elif text[i] == "}":
             depth -= 1
             if depth == 0:
-                return text[start + 1:i], i + 1
+                return text[start + 1 : i], i + 1
     return None  # unbalanced: a truncated generation
 
 

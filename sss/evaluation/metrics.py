@@ -25,7 +25,8 @@ the distinct raw strings per question, "[invalid]" included.
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
+from collections.abc import Sequence
 
 import pandas as pd
 
@@ -71,8 +72,11 @@ def question_metrics(answers: Sequence[str], correct: Sequence[bool]) -> dict[st
     """Metrics of one question from its repeats in order."""
     n = len(answers)
     c = int(sum(bool(x) for x in correct))
-    out = {"accuracy": float(bool(correct[0])), "overall_correct": c / n,
-           "unique_answers": float(len({a for a in answers if a != INVALID}))}
+    out = {
+        "accuracy": float(bool(correct[0])),
+        "overall_correct": c / n,
+        "unique_answers": float(len({a for a in answers if a != INVALID})),
+    }
     for k in k_values(n):
         winner = majority_vote(answers[:k])
         out[f"maj@{k}"] = 0.0 if winner is None else float(bool(correct[winner]))
@@ -86,8 +90,9 @@ def per_question(samples: pd.DataFrame) -> pd.DataFrame:
     rows = []
     ordered = samples.sort_values(QUESTION + ["repeat"])
     for (task, doc_id), group in ordered.groupby(QUESTION, sort=False):
-        rows.append({"lm_eval_task": task, "doc_id": doc_id,
-                     **question_metrics(list(group["answer"]), list(group["correct"]))})
+        rows.append(
+            {"lm_eval_task": task, "doc_id": doc_id, **question_metrics(list(group["answer"]), list(group["correct"]))}
+        )
     return pd.DataFrame(rows)
 
 
@@ -95,8 +100,11 @@ def _ordered(columns) -> list[str]:
     head = ["accuracy", "overall_correct", "unique_answers"]
     rest = [c for c in columns if c not in head and c not in QUESTION]
     key = lambda c: (c.split("@")[0], int(c.split("@")[1]))  # noqa: E731
-    return head + sorted((c for c in rest if c.startswith("maj@")), key=key) + \
-        sorted((c for c in rest if c.startswith("pass@")), key=key)
+    return (
+        head
+        + sorted((c for c in rest if c.startswith("maj@")), key=key)
+        + sorted((c for c in rest if c.startswith("pass@")), key=key)
+    )
 
 
 def summarize(samples: pd.DataFrame) -> dict[str, float]:
@@ -107,16 +115,21 @@ def summarize(samples: pd.DataFrame) -> dict[str, float]:
 
 def summarize_by_task(samples: pd.DataFrame) -> dict[str, dict[str, float]]:
     table = per_question(samples)
-    return {task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
-            for task, group in table.groupby("lm_eval_task")}
+    return {
+        task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
+        for task, group in table.groupby("lm_eval_task")
+    }
 
 
 def paper_question_metrics(extracted: Sequence[str], reference: str, rules: PaperRules) -> dict[str, float]:
     """The paper's metrics of one question from its repeats' raw extracted strings, in order."""
     n = len(extracted)
     correct = [rules.matches(answer, reference) for answer in extracted]
-    out = {"accuracy": float(correct[0]), "overall_correct": sum(correct) / n,
-           "unique_answers": float(len(set(extracted)))}
+    out = {
+        "accuracy": float(correct[0]),
+        "overall_correct": sum(correct) / n,
+        "unique_answers": float(len(set(extracted))),
+    }
     for k in k_values(n):
         # lm-eval's majority_vote: Counter.most_common keeps first-seen order among equal counts
         vote = Counter(extracted[:k]).most_common(1)[0][0]
@@ -137,8 +150,13 @@ def paper_per_question(samples: pd.DataFrame, rules: PaperRules) -> pd.DataFrame
     ordered = samples.sort_values(QUESTION + ["repeat"])
     for (task, doc_id), group in ordered.groupby(QUESTION, sort=False):
         extracted = [rules.extract(response) for response in group["response"]]
-        rows.append({"lm_eval_task": task, "doc_id": doc_id,
-                     **paper_question_metrics(extracted, str(group[reference].iloc[0]), rules)})
+        rows.append(
+            {
+                "lm_eval_task": task,
+                "doc_id": doc_id,
+                **paper_question_metrics(extracted, str(group[reference].iloc[0]), rules),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -149,5 +167,7 @@ def paper_summarize(samples: pd.DataFrame, rules: PaperRules) -> dict[str, float
 
 def paper_summarize_by_task(samples: pd.DataFrame, rules: PaperRules) -> dict[str, dict[str, float]]:
     table = paper_per_question(samples, rules)
-    return {task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
-            for task, group in table.groupby("lm_eval_task")}
+    return {
+        task: {name: float(group[name].mean()) for name in _ordered(table.columns)}
+        for task, group in table.groupby("lm_eval_task")
+    }

@@ -33,24 +33,30 @@ def samples_table(logged: dict[str, list[dict]], adapter, records: list[dict]) -
             (responses,) = sample["resps"]
             (answers,) = sample["filtered_resps"]
             if len(answers) != len(responses):
-                raise RuntimeError(f"{task} doc {sample['doc_id']}: {len(responses)} responses but "
-                                   f"{len(answers)} extracted answers")
+                raise RuntimeError(
+                    f"{task} doc {sample['doc_id']}: {len(responses)} responses but {len(answers)} extracted answers"
+                )
             prompt = _prompt(sample)
             for repeat, (response, answer) in enumerate(zip(responses, answers)):
                 row = {
-                    "lm_eval_task": task, "doc_id": int(sample["doc_id"]), "repeat": repeat,
-                    "prompt": prompt, "response": response, "answer": answer,
-                    "target": scoring.target_of(doc), "correct": bool(scoring.is_correct(answer, doc)),
+                    "lm_eval_task": task,
+                    "doc_id": int(sample["doc_id"]),
+                    "repeat": repeat,
+                    "prompt": prompt,
+                    "response": response,
+                    "answer": answer,
+                    "target": scoring.target_of(doc),
+                    "correct": bool(scoring.is_correct(answer, doc)),
                 }
                 if rules is not None:
                     extracted, reference = rules.extract(response), scoring.paper_target(doc)
-                    row.update(extracted=extracted, reference=reference,
-                               paper_correct=rules.matches(extracted, reference))
+                    row.update(
+                        extracted=extracted, reference=reference, paper_correct=rules.matches(extracted, reference)
+                    )
                 rows.append(row)
     table = pd.DataFrame(rows)
     engine = pd.DataFrame(records).rename(columns={"task": "lm_eval_task"})
-    table = table.merge(engine, on=["lm_eval_task", "doc_id", "repeat"], how="left",
-                        validate="one_to_one")
+    table = table.merge(engine, on=["lm_eval_task", "doc_id", "repeat"], how="left", validate="one_to_one")
     if table["seed"].isna().any():
         raise RuntimeError("some samples have no engine record (task/doc id/repeat mismatch)")
     return table.sort_values(["lm_eval_task", "doc_id", "repeat"]).reset_index(drop=True)
@@ -105,13 +111,17 @@ def metrics_record(results: dict, samples: pd.DataFrame, config: dict) -> dict[s
     task_names = sorted(samples["lm_eval_task"].unique())
     lm_eval_metrics = {name: _plain(results["results"][name]) for name in task_names}
     record = {
-        "task": config["task"]["name"], "model": config["model"]["name"],
+        "task": config["task"]["name"],
+        "model": config["model"]["name"],
         "sampler": _sampler_label(config),
         "n_docs": int(samples[["lm_eval_task", "doc_id"]].drop_duplicates().shape[0]),
         "repeats": int(config["task"]["repeats"]),
         "metrics": summarize(samples),
-        "lm_eval": {"results": lm_eval_metrics, "n-samples": _plain(results.get("n-samples", {})),
-                    "versions": _plain(results.get("versions", {}))},
+        "lm_eval": {
+            "results": lm_eval_metrics,
+            "n-samples": _plain(results.get("n-samples", {})),
+            "versions": _plain(results.get("versions", {})),
+        },
         "mean_new_tokens": float(samples["new_tokens"].mean()),
     }
     if len(task_names) > 1:

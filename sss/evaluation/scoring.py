@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 
 def per_doc_metrics(answers: Sequence[str], correct: Callable[[str], bool]) -> dict[str, float]:

@@ -51,25 +51,36 @@ def analyze(settings: RunSettings) -> Path:
     done = frame[frame["status"] == "done"]
     notes = []
     if scoring != "sss" or rescore:
-        notes.append(f"metrics: the {scoring} scoring" + (", recomputed from each run's samples.parquet"
-                                                          if rescore else " recorded in metrics.json"))
+        notes.append(
+            f"metrics: the {scoring} scoring"
+            + (", recomputed from each run's samples.parquet" if rescore else " recorded in metrics.json")
+        )
     scored = metric_columns(done)
     unscored = len(done) if not scored else int(done[scored].isna().all(axis=1).sum())
     if unscored:
-        notes.append(f"{unscored} finished runs have no {scoring} metrics"
-                     + ("" if rescore else " in metrics.json (analyze.rescore=true computes them "
-                        "from samples.parquet where the task has that scoring)"))
+        notes.append(
+            f"{unscored} finished runs have no {scoring} metrics"
+            + (
+                ""
+                if rescore
+                else " in metrics.json (analyze.rescore=true computes them "
+                "from samples.parquet where the task has that scoring)"
+            )
+        )
     figures = hyperparameter_figures(done, metric, figures_dir)
     if not figures:
-        notes.append(f"{metric} against hyperparameters: no sampler had a swept numeric "
-                     "parameter among its finished runs")
+        notes.append(
+            f"{metric} against hyperparameters: no sampler had a swept numeric parameter among its finished runs"
+        )
     for kind in ("maj", "pass"):
         figures += k_curve_figures(done, kind, figures_dir)
         without = int((curve_points(done, kind) < 2).sum())
         if without:
-            notes.append(f"{kind}@k curves: {without} of {len(done)} finished runs have no curve "
-                         f"(fewer than two {kind}@k values: task.repeats=1 draws one sample "
-                         "per question)")
+            notes.append(
+                f"{kind}@k curves: {without} of {len(done)} finished runs have no curve "
+                f"(fewer than two {kind}@k values: task.repeats=1 draws one sample "
+                "per question)"
+            )
 
     trace_options = TraceOptions.from_config(options)
     traces = run_traces(done, trace_options, progress=True)
@@ -87,8 +98,7 @@ def analyze(settings: RunSettings) -> Path:
     report = write_report(frame, source, output, metric, figures, notes, sections)
 
     counts = frame["status"].value_counts()
-    print(f"analysed {len(frame)} runs under {source}: "
-          + ", ".join(f"{int(n)} {s}" for s, n in counts.items()))
+    print(f"analysed {len(frame)} runs under {source}: " + ", ".join(f"{int(n)} {s}" for s, n in counts.items()))
     if traces.errors:
         print(f"token traces of {len(traces.errors)} runs could not be analysed (see report.md):")
         for error in traces.errors.values():
@@ -96,4 +106,3 @@ def analyze(settings: RunSettings) -> Path:
     for path in (parquet, csv, *tables, report, *figures):
         print(f"  {path}")
     return output
-

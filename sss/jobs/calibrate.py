@@ -34,17 +34,26 @@ def calibrate(settings: RunSettings) -> Path:
     done.unlink(missing_ok=True)
     write_atomic(folder / "config.yaml", yaml.safe_dump(config, sort_keys=False))
     options = config["calibration"]
-    manifest = Manifest({"job": "calibrate", "model": config["model"]["name"],
-                         "data": options["data"], "engine": options["engine"],
-                         "limit": options["limit"], "seed": settings.seed})
+    manifest = Manifest(
+        {
+            "job": "calibrate",
+            "model": config["model"]["name"],
+            "data": options["data"],
+            "engine": options["engine"],
+            "limit": options["limit"],
+            "seed": settings.seed,
+        }
+    )
     write_json(folder / "manifest.json", manifest.data)
     print(f"calibration directory: {folder}")
     try:
         artifact = _calibrate(config, folder, manifest)
     except BaseException as exc:
         status = "failed" if isinstance(exc, Exception) else "interrupted"
-        write_json(folder / "manifest.json", manifest.finish(
-            status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+        write_json(
+            folder / "manifest.json",
+            manifest.finish(status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()),
+        )
         raise
     write_json(folder / "manifest.json", manifest.finish("done"))
     write_atomic(done, "")
@@ -68,8 +77,7 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
     from transformers import AutoTokenizer
 
     path = resolve_model_path(model_cfg["path"])
-    tokenizer = AutoTokenizer.from_pretrained(
-        path, trust_remote_code=model_cfg.get("trust_remote_code", False))
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=model_cfg.get("trust_remote_code", False))
     examples = load_examples(options)
     sequences = encode(examples, tokenizer, options["chat_template"], options["max_length"])
     manifest.phase("data", time.perf_counter() - t)
@@ -99,12 +107,21 @@ def _calibrate(config: dict[str, Any], folder: Path, manifest: Manifest) -> dict
     artifact = {
         "sss_version": _version(),
         "created": manifest.data["started"],
-        "model": {"name": model_cfg["name"], "path": model_cfg["path"], "resolved_path": path,
-                  "dtype": model_cfg["dtype"]},
+        "model": {
+            "name": model_cfg["name"],
+            "path": model_cfg["path"],
+            "resolved_path": path,
+            "dtype": model_cfg["dtype"],
+        },
         "engine": engine,
-        "data": {"source": options["data"], "data_files": files,
-                 "sha256": file_sha256(Path(files).expanduser()) if files else None,
-                 "limit": options["limit"], "documents": len(sequences), "tokens": len(steps)},
+        "data": {
+            "source": options["data"],
+            "data_files": files,
+            "sha256": file_sha256(Path(files).expanduser()) if files else None,
+            "limit": options["limit"],
+            "documents": len(sequences),
+            "tokens": len(steps),
+        },
         "chat_template": options["chat_template"],
         **summary,
     }
@@ -129,14 +146,20 @@ def _version() -> str:
 
 def print_summary(artifact: dict[str, Any], folder: Path) -> None:
     data, fit = artifact["data"], artifact.get("fit")
-    print(f"traced {data['tokens']} answer tokens of {data['documents']} documents "
-          f"({artifact['model']['name']}, engine {artifact['engine']})")
+    print(
+        f"traced {data['tokens']} answer tokens of {data['documents']} documents "
+        f"({artifact['model']['name']}, engine {artifact['engine']})"
+    )
     if fit:
-        print(f"power law: log10 c = {fit['a']:.4f} + {fit['b']:.4f} log10 p  "
-              f"(R2 {fit['r2']:.3f}, RMSE {fit['rmse']:.3f}, {fit['n_cells']} cells)")
+        print(
+            f"power law: log10 c = {fit['a']:.4f} + {fit['b']:.4f} log10 p  "
+            f"(R2 {fit['r2']:.3f}, RMSE {fit['rmse']:.3f}, {fit['n_cells']} cells)"
+        )
     else:
         print("power law: not fitted (fewer than two grid cells with c_hat > 0)")
     for threshold, ks in artifact["k_lists"].items():
         print(f"k list for c = {threshold:<5} (bin 1 first): {ks}")
-    print(f"sample with it: python launch.py sampler=calibrated_topk sampler.calibration={folder} "
-          "sampler.calibration_threshold=0.05")
+    print(
+        f"sample with it: python launch.py sampler=calibrated_topk sampler.calibration={folder} "
+        "sampler.calibration_threshold=0.05"
+    )

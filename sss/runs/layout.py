@@ -19,7 +19,8 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
 
 if TYPE_CHECKING:  # annotations only: reading run directories must not pull in torch
     from sss.samplers import SamplerSpec
@@ -110,8 +111,9 @@ class RunDir:
 def run_dir_for(config: dict, spec: SamplerSpec) -> RunDir:
     root = Path(config["output_root"]).expanduser()
     leaf = f"{sampler_params(spec)}__seed-{config['seed']}__{config_fingerprint(config)}"
-    return RunDir(root / _safe(config["task"]["name"]) / _safe(config["model"]["name"])
-                  / _safe(sampler_name(spec)) / _safe(leaf))
+    return RunDir(
+        root / _safe(config["task"]["name"]) / _safe(config["model"]["name"]) / _safe(sampler_name(spec)) / _safe(leaf)
+    )
 
 
 def file_mode() -> int:

@@ -89,8 +89,7 @@ class RunLock:
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now(),
-              "slurm_job": scheduler_job()}
+        me = {"host": socket.gethostname(), "pid": os.getpid(), "started": now(), "slurm_job": scheduler_job()}
         # The holder's record is written to a file of its own first and then hard-linked as the
         # lock: link() fails if the lock exists, so a lock file is never seen half-written.
         tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
@@ -127,10 +126,14 @@ class RunLock:
     def _busy_message(self, holder: dict[str, Any] | None, alive: bool | None) -> str:
         who = f"pid {holder.get('pid')} on host {holder.get('host')} (since {holder.get('started')})"
         if alive is None:
-            return (f"{self.run_path} is locked by {who}, another host: wait for it, or if that "
-                    f"process is gone, delete {self.path}")
-        return (f"{self.run_path} is being computed by {who}: wait for it to finish "
-                f"(a re-launch then skips the run) or stop that process")
+            return (
+                f"{self.run_path} is locked by {who}, another host: wait for it, or if that "
+                f"process is gone, delete {self.path}"
+            )
+        return (
+            f"{self.run_path} is being computed by {who}: wait for it to finish "
+            f"(a re-launch then skips the run) or stop that process"
+        )
 
     def release(self) -> None:
         holder = read_holder(self.path)

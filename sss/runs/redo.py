@@ -33,8 +33,11 @@ def recover(run: RunDir) -> None:
         # crashed between the two renames of `swap_in`: the new result if complete, else the old
         source = new if new.is_done() else old
         os.replace(source.path, run.path)
-        print(f"recovered {run.path} from an interrupted force=true swap "
-              f"({'the new result' if source is new else 'the previous result'})", file=sys.stderr)
+        print(
+            f"recovered {run.path} from an interrupted force=true swap "
+            f"({'the new result' if source is new else 'the previous result'})",
+            file=sys.stderr,
+        )
     for leftover in (new, old):
         if leftover.path.exists():
             shutil.rmtree(leftover.path, ignore_errors=True)

@@ -32,11 +32,11 @@ FAILED = ("failed", "died")
 class SweepJob:
     num: int
     overrides: list[str]
-    run_dir: str | None = None       # evaluate jobs; None for jobs without a run directory
+    run_dir: str | None = None  # evaluate jobs; None for jobs without a run directory
     outcome: str = "pending"
     error: str | None = None
-    job_id: str | None = None        # the scheduler's id (SLURM job id, local pid)
-    log: str | None = None           # the job's stderr file
+    job_id: str | None = None  # the scheduler's id (SLURM job id, local pid)
+    log: str | None = None  # the job's stderr file
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -44,8 +44,9 @@ class SweepConfigError(ValueError):
     """Some jobs of a sweep have invalid configs; nothing was submitted."""
 
 
-def plan(config_loader: Any, base_config: Any, job_overrides: Sequence[Sequence[str]],
-         first_num: int) -> list[SweepJob]:
+def plan(
+    config_loader: Any, base_config: Any, job_overrides: Sequence[Sequence[str]], first_num: int
+) -> list[SweepJob]:
     """Validate every job's config and mark the ones whose run is already DONE."""
     from hydra.errors import HydraException
 
@@ -102,8 +103,9 @@ def record_death(job: SweepJob) -> None:
         return  # the job died before the run started: there is no manifest to update
     if run.is_done() or manifest.get("status") not in ("running", "interrupted"):
         return
-    manifest.update(status="failed", finished=now(), error=job.error,
-                    died={"job_id": job.job_id, "log": job.log, **job.extra})
+    manifest.update(
+        status="failed", finished=now(), error=job.error, died={"job_id": job.job_id, "log": job.log, **job.extra}
+    )
     write_json(run.manifest, manifest)
 
 

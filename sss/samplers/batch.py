@@ -26,7 +26,8 @@ import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import compress
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
+from collections.abc import Sequence
 
 import torch
 
@@ -40,9 +41,19 @@ _OFF = 0.0
 MIN_TEMPERATURE = 1e-5
 
 # Column layout of the packed buffer (one row per batch row).
-_F32_COLUMNS = ("temperature", "edt_n", "edt_theta", "edt_t0", "top_p", "min_p", "epsilon", "eta",
-                "calibrated_log_eps", "greedy_threshold")
-_I64_COLUMNS = ("top_k", "confidence_bin", "bins")        # then the calibrated_topk ks
+_F32_COLUMNS = (
+    "temperature",
+    "edt_n",
+    "edt_theta",
+    "edt_t0",
+    "top_p",
+    "min_p",
+    "epsilon",
+    "eta",
+    "calibrated_log_eps",
+    "greedy_threshold",
+)
+_I64_COLUMNS = ("top_k", "confidence_bin", "bins")  # then the calibrated_topk ks
 _BOOL_COLUMNS = ("greedy", "edt_on")
 
 
@@ -54,35 +65,35 @@ class BatchFacts:
     (then no row gather is needed) or no row (then ``*_count`` is 0).
     """
 
-    top_p_count: int                  # rows with top_p < 1 (as float32, like the column)
+    top_p_count: int  # rows with top_p < 1 (as float32, like the column)
     top_p_rows: torch.Tensor | None
-    rank_k: int                       # largest finite rank cap > 1 any row can get (0: none)
-    rank_count: int                   # rows whose cap can lie strictly between 1 and V
+    rank_k: int  # largest finite rank cap > 1 any row can get (0: none)
+    rank_count: int  # rows whose cap can lie strictly between 1 and V
     rank_rows: torch.Tensor | None
-    rank_possible: bool               # some row may get a rank cap < V (greedy, top-k, bins, EDT, ...)
-    truncates: bool                   # some row may drop a token at all
+    rank_possible: bool  # some row may get a rank cap < V (greedy, top-k, bins, EDT, ...)
+    truncates: bool  # some row may drop a token at all
 
 
 @dataclass
 class SamplerBatch:
     rows: int
-    temperature: torch.Tensor        # [B] float32, 1.0 where unused
-    greedy: torch.Tensor             # [B] bool: T == 0 or greedy
-    edt_on: torch.Tensor             # [B] bool
-    edt_n: torch.Tensor              # [B] float32
-    edt_theta: torch.Tensor          # [B] float32
-    edt_t0: torch.Tensor             # [B] float32
-    top_k: torch.Tensor              # [B] int64, 0 = off
-    top_p: torch.Tensor              # [B] float32, 1.0 = off
-    min_p: torch.Tensor              # [B] float32, 0 = off
-    epsilon: torch.Tensor            # [B] float32, 0 = off
-    eta: torch.Tensor                # [B] float32, 0 = off
+    temperature: torch.Tensor  # [B] float32, 1.0 where unused
+    greedy: torch.Tensor  # [B] bool: T == 0 or greedy
+    edt_on: torch.Tensor  # [B] bool
+    edt_n: torch.Tensor  # [B] float32
+    edt_theta: torch.Tensor  # [B] float32
+    edt_t0: torch.Tensor  # [B] float32
+    top_k: torch.Tensor  # [B] int64, 0 = off
+    top_p: torch.Tensor  # [B] float32, 1.0 = off
+    min_p: torch.Tensor  # [B] float32, 0 = off
+    epsilon: torch.Tensor  # [B] float32, 0 = off
+    eta: torch.Tensor  # [B] float32, 0 = off
     calibrated_log_eps: torch.Tensor  # [B] float32, natural log of the equivalent epsilon; -inf = off
-    greedy_threshold: torch.Tensor   # [B] float32, 0 = off
-    calibrated_topk: torch.Tensor    # [B, max bins] int64, 0 = off
-    confidence_bin: torch.Tensor     # [B] int64, 0 = off
-    bins: torch.Tensor               # [B] int64
-    uses: frozenset[str]             # names of the rules at least one row enables
+    greedy_threshold: torch.Tensor  # [B] float32, 0 = off
+    calibrated_topk: torch.Tensor  # [B, max bins] int64, 0 = off
+    confidence_bin: torch.Tensor  # [B] int64, 0 = off
+    bins: torch.Tensor  # [B] int64
+    uses: frozenset[str]  # names of the rules at least one row enables
     facts: BatchFacts | None = None  # host-side facts; derived (with device reads) if None
 
     def host_facts(self) -> BatchFacts:
@@ -92,7 +103,7 @@ class SamplerBatch:
         return self.facts
 
     @classmethod
-    def from_specs(cls, specs: Sequence[SamplerSpec], device: torch.device | str = "cpu") -> "SamplerBatch":
+    def from_specs(cls, specs: Sequence[SamplerSpec], device: torch.device | str = "cpu") -> SamplerBatch:
         if not isinstance(device, torch.device):
             device = torch.device(device)
         specs = list(specs)
@@ -126,8 +137,14 @@ class SamplerBatch:
         # that each block starts at an offset its dtype can be viewed at.
         if index is None:  # one spec for every row: a column is its value repeated
             (r,) = table
-            blob = b"".join([*(v * rows for v in r.int_bytes), ks[0] * rows,
-                             *(v * rows for v in r.f32_bytes), *(v * rows for v in r.flag_bytes)])
+            blob = b"".join(
+                [
+                    *(v * rows for v in r.int_bytes),
+                    ks[0] * rows,
+                    *(v * rows for v in r.f32_bytes),
+                    *(v * rows for v in r.flag_bytes),
+                ]
+            )
             data = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
         elif rows == 0:
             data = torch.empty(0, dtype=torch.uint8)
@@ -139,15 +156,20 @@ class SamplerBatch:
                 t = t.t().index_select(1, idx) if by_column else t.index_select(0, idx)
                 return t.reshape(-1).view(torch.uint8)
 
-            tails = [torch.tensor(picked, dtype=torch.int64).view(torch.uint8)
-                     for picked in (top_p_rows, rank_rows) if picked]
-            data = torch.cat([
-                gather([b"".join(r.int_bytes) for r in table], torch.int64, len(_I64_COLUMNS)),
-                gather(ks, torch.int64, max_bins, by_column=False),
-                *tails,
-                gather([b"".join(r.f32_bytes) for r in table], torch.float32, len(_F32_COLUMNS)),
-                gather([b"".join(r.flag_bytes) for r in table], torch.uint8, len(_BOOL_COLUMNS)),
-            ])
+            tails = [
+                torch.tensor(picked, dtype=torch.int64).view(torch.uint8)
+                for picked in (top_p_rows, rank_rows)
+                if picked
+            ]
+            data = torch.cat(
+                [
+                    gather([b"".join(r.int_bytes) for r in table], torch.int64, len(_I64_COLUMNS)),
+                    gather(ks, torch.int64, max_bins, by_column=False),
+                    *tails,
+                    gather([b"".join(r.f32_bytes) for r in table], torch.float32, len(_F32_COLUMNS)),
+                    gather([b"".join(r.flag_bytes) for r in table], torch.uint8, len(_BOOL_COLUMNS)),
+                ]
+            )
         if device.type == "cuda":
             # pinned + non_blocking: an asynchronous copy, no host sync (a pageable copy syncs)
             data = data.pin_memory().to(device, non_blocking=True)
@@ -160,10 +182,11 @@ class SamplerBatch:
         n_rank = len(rank_rows or ())
         n_all = n_int + n_ks + n_tp + n_rank
         n_f32 = len(_F32_COLUMNS) * rows
-        int_cols, ks_dev, tp_dev, rank_dev = data[:8 * n_all].view(torch.int64).split_with_sizes(
-            [n_int, n_ks, n_tp, n_rank])
-        f32_cols = data[8 * n_all:8 * n_all + 4 * n_f32].view(torch.float32)
-        flag_cols = data[8 * n_all + 4 * n_f32:].view(torch.bool)
+        int_cols, ks_dev, tp_dev, rank_dev = (
+            data[: 8 * n_all].view(torch.int64).split_with_sizes([n_int, n_ks, n_tp, n_rank])
+        )
+        f32_cols = data[8 * n_all : 8 * n_all + 4 * n_f32].view(torch.float32)
+        flag_cols = data[8 * n_all + 4 * n_f32 :].view(torch.bool)
 
         facts = BatchFacts(
             top_p_count=rows if top_p_rows is None else n_tp,
@@ -177,21 +200,26 @@ class SamplerBatch:
         col = dict(zip(_I64_COLUMNS, int_cols.view(len(_I64_COLUMNS), rows).unbind(0)))
         col.update(zip(_F32_COLUMNS, f32_cols.view(len(_F32_COLUMNS), rows).unbind(0)))
         col.update(zip(_BOOL_COLUMNS, flag_cols.view(len(_BOOL_COLUMNS), rows).unbind(0)))
-        return cls(rows=rows, calibrated_topk=ks_dev.view(rows, max_bins),
-                   uses=frozenset().union(*(r.uses for r in table)), facts=facts, **col)
+        return cls(
+            rows=rows,
+            calibrated_topk=ks_dev.view(rows, max_bins),
+            uses=frozenset().union(*(r.uses for r in table)),
+            facts=facts,
+            **col,
+        )
 
 
 class _Row(NamedTuple):
     """One spec's contribution to a batch: its column values as bytes, and host-side facts."""
 
-    int_bytes: tuple[bytes, ...]      # one native int64 per _I64_COLUMNS entry
-    f32_bytes: tuple[bytes, ...]      # one native float32 per _F32_COLUMNS entry
-    flag_bytes: tuple[bytes, ...]     # one bool byte per _BOOL_COLUMNS entry
-    ks: tuple[int, ...]               # calibrated_topk (bin 1 first), () when off
+    int_bytes: tuple[bytes, ...]  # one native int64 per _I64_COLUMNS entry
+    f32_bytes: tuple[bytes, ...]  # one native float32 per _F32_COLUMNS entry
+    flag_bytes: tuple[bytes, ...]  # one bool byte per _BOOL_COLUMNS entry
+    ks: tuple[int, ...]  # calibrated_topk (bin 1 first), () when off
     bins: int
     uses: frozenset[str]
-    top_p_on: bool                    # top_p < 1 once rounded to float32 (the column's dtype)
-    rank_bound: int | None            # largest rank cap this row can get; None: V (no cap)
+    top_p_on: bool  # top_p < 1 once rounded to float32 (the column's dtype)
+    rank_bound: int | None  # largest rank cap this row can get; None: V (no cap)
     rank_possible: bool
     truncates: bool
 
@@ -242,12 +270,21 @@ def _build_row(s: SamplerSpec) -> _Row:
     log_eps = _log_or_off(s.calibrated_epsilon.epsilon if s.calibrated_epsilon else 0.0)
     # torch rounds to float32 exactly as a float32 column of torch.tensor(list) does
     # (struct would raise on a finite value above the float32 range instead of giving inf)
-    f32 = torch.tensor([1.0 if greedy else s.temperature,
-                        edt.n if edt else 1.0, edt.theta if edt else 0.0, edt.t0 if edt else 1.0,
-                        1.0 if s.top_p is None else s.top_p,
-                        s.min_p or _OFF, s.epsilon or _OFF, s.eta or _OFF,
-                        log_eps,
-                        s.greedy_threshold or _OFF], dtype=torch.float32)
+    f32 = torch.tensor(
+        [
+            1.0 if greedy else s.temperature,
+            edt.n if edt else 1.0,
+            edt.theta if edt else 0.0,
+            edt.t0 if edt else 1.0,
+            1.0 if s.top_p is None else s.top_p,
+            s.min_p or _OFF,
+            s.epsilon or _OFF,
+            s.eta or _OFF,
+            log_eps,
+            s.greedy_threshold or _OFF,
+        ],
+        dtype=torch.float32,
+    )
     assert len(f32) == len(_F32_COLUMNS)
     temperature, top_p = f32[0].item(), f32[4].item()  # as the float32 columns hold them
     ks = tuple(s.calibrated_topk) if s.calibrated_topk else ()
@@ -261,15 +298,15 @@ def _build_row(s: SamplerSpec) -> _Row:
     rank_bound = 1 if greedy else (min(bounds) if bounds else None)
     # Conservative (True when unsure): it only decides whether the cheap [B] rank ops run.
     may_turn_greedy = edt is not None or temperature < 2 * MIN_TEMPERATURE
-    rank_possible = (greedy or rank_bound is not None or may_turn_greedy
-                     or bool(s.confidence_bin) or bool(s.greedy_threshold))
+    rank_possible = (
+        greedy or rank_bound is not None or may_turn_greedy or bool(s.confidence_bin) or bool(s.greedy_threshold)
+    )
     top_p_on = top_p < 1.0
-    truncates = (rank_possible or top_p_on or bool(s.min_p) or bool(s.epsilon) or bool(s.eta)
-                 or log_eps > -math.inf)
+    truncates = rank_possible or top_p_on or bool(s.min_p) or bool(s.epsilon) or bool(s.eta) or log_eps > -math.inf
     raw = bytes(f32.view(torch.uint8).tolist())
     return _Row(
         int_bytes=tuple(_int64_bytes((v,)) for v in (s.top_k or 0, s.confidence_bin or 0, s.bins)),
-        f32_bytes=tuple(raw[i:i + 4] for i in range(0, len(raw), 4)),
+        f32_bytes=tuple(raw[i : i + 4] for i in range(0, len(raw), 4)),
         flag_bytes=(bytes((greedy,)), bytes((edt is not None,))),
         ks=ks,
         bins=s.bins,
@@ -303,16 +340,29 @@ def _facts_from_tensors(batch: SamplerBatch) -> BatchFacts:
     top_p_count, top_p_rows = pick(top_p_on)
     rank_count, rank_rows = pick(partial)
     rank_possible = bool(
-        greedy.any() or (bound < big).any() or batch.edt_on.cpu().any()
+        greedy.any()
+        or (bound < big).any()
+        or batch.edt_on.cpu().any()
         or (batch.temperature.cpu() < 2 * MIN_TEMPERATURE).any()
-        or (batch.confidence_bin.cpu() > 0).any() or (batch.greedy_threshold.cpu() > 0).any())
+        or (batch.confidence_bin.cpu() > 0).any()
+        or (batch.greedy_threshold.cpu() > 0).any()
+    )
     truncates = bool(
-        rank_possible or top_p_on.any() or (batch.min_p.cpu() > 0).any() or (batch.epsilon.cpu() > 0).any()
-        or (batch.eta.cpu() > 0).any() or (batch.calibrated_log_eps.cpu() > -math.inf).any())
+        rank_possible
+        or top_p_on.any()
+        or (batch.min_p.cpu() > 0).any()
+        or (batch.epsilon.cpu() > 0).any()
+        or (batch.eta.cpu() > 0).any()
+        or (batch.calibrated_log_eps.cpu() > -math.inf).any()
+    )
     return BatchFacts(
-        top_p_count=top_p_count, top_p_rows=top_p_rows,
-        rank_k=int(bound[partial].max()) if rank_count else 0, rank_count=rank_count, rank_rows=rank_rows,
-        rank_possible=rank_possible, truncates=truncates,
+        top_p_count=top_p_count,
+        top_p_rows=top_p_rows,
+        rank_k=int(bound[partial].max()) if rank_count else 0,
+        rank_count=rank_count,
+        rank_rows=rank_rows,
+        rank_possible=rank_possible,
+        truncates=truncates,
     )
 
 

@@ -1,9 +1,9 @@
 """Seeded categorical draws, one independent random stream per row.
 
 `draw(logits, seeds, step)` samples token ids from softmax(logits) by inverse
-CDF, with the uniform for (row seed, step) from a counter-based hash (splitmix64). A row's tokens therefore depend only on its
-own seed and logits: not on the batch it shares, the batch size, the order of
-requests or earlier runs. That is what makes every repeat of a prompt
+CDF, with the uniform for (row seed, step) from a counter-based hash (splitmix64).
+A row's tokens therefore depend only on its own seed and logits: not on the batch it
+shares, the batch size, the order of requests or earlier runs. That is what makes every repeat of a prompt
 reproducible from the run seed while repeats (different seeds) differ.
 torch's generators are stateful and shared by the batch, so they cannot give this.
 """
@@ -61,8 +61,10 @@ def draw(logits: torch.Tensor, seeds: torch.Tensor, step: int | torch.Tensor) ->
     bad = ~torch.isfinite(logits.amax(dim=-1)) if logits.shape[-1] else logits.new_ones(logits.shape[0])
     if bool(bad.any()):
         rows = torch.nonzero(bad).flatten().tolist()
-        raise ValueError(f"draw: row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} have no finite "
-                         "logit to sample from (all -inf, NaN or +inf)")
+        raise ValueError(
+            f"draw: row(s) {rows[:8]}{' ...' if len(rows) > 8 else ''} have no finite "
+            "logit to sample from (all -inf, NaN or +inf)"
+        )
     cdf = torch.softmax(logits.to(torch.float64), dim=-1).cumsum(dim=-1)
     u = uniforms(seeds, step) * cdf[:, -1]  # scale by the total: rounding can leave it below 1
     token = torch.searchsorted(cdf, u.unsqueeze(1), right=True).squeeze(1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -20,8 +20,10 @@ def process_logits(logits: torch.Tensor, spec: SamplerSpec | Sequence[SamplerSpe
     # --- input checks (issue 14): one clear TypeError instead of an AttributeError deep inside
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point():
         kind = f"a {logits.dtype} tensor" if isinstance(logits, torch.Tensor) else type(logits).__name__
-        raise TypeError(f"logits must be a floating-point torch.Tensor [batch, vocab], got {kind} "
-                        "(convert with torch.as_tensor(x, dtype=torch.float32))")
+        raise TypeError(
+            f"logits must be a floating-point torch.Tensor [batch, vocab], got {kind} "
+            "(convert with torch.as_tensor(x, dtype=torch.float32))"
+        )
     if logits.dim() != 2:
         raise ValueError(f"logits must be [batch, vocab], got shape {tuple(logits.shape)}")
     rows = logits.shape[0]
@@ -29,8 +31,10 @@ def process_logits(logits: torch.Tensor, spec: SamplerSpec | Sequence[SamplerSpe
         specs = [spec] * rows
     else:
         if spec is None or isinstance(spec, (str, bytes, dict)) or not isinstance(spec, Sequence):
-            raise TypeError(f"spec must be a SamplerSpec or a list of one per row, got "
-                            f"{type(spec).__name__} (SamplerSpec.from_mapping builds one from a dict)")
+            raise TypeError(
+                f"spec must be a SamplerSpec or a list of one per row, got "
+                f"{type(spec).__name__} (SamplerSpec.from_mapping builds one from a dict)"
+            )
         specs = list(spec)
         wrong = [type(s).__name__ for s in specs if not isinstance(s, SamplerSpec)]
         if wrong:
@@ -83,8 +87,10 @@ def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
 
     # 2. every rule on the same scaled distribution, as a logit threshold per row
     threshold = torch.full_like(zmax, rules.NEG_INF)
-    needs_lse = bool(uses & {"epsilon", "eta", "calibrated_epsilon", "greedy_threshold",
-                             "calibrated_topk", "confidence_bin"}) or facts.top_p_count > 0
+    needs_lse = (
+        bool(uses & {"epsilon", "eta", "calibrated_epsilon", "greedy_threshold", "calibrated_topk", "confidence_bin"})
+        or facts.top_p_count > 0
+    )
     lse = norm = buf = None
     if needs_lse:
         # the buffer that takes logsumexp's temporary then takes the result (one [B, V] allocation)
@@ -106,8 +112,7 @@ def apply_rules(logits: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
     if facts.rank_possible:
         k = rules.rank_caps(p_max, batch, vocab)
         k = torch.where(greedy, 1, k)
-        threshold = torch.maximum(threshold, rules.kth_largest(
-            z, k, zmax, max_k=facts.rank_k, rows=facts.rank_rows))
+        threshold = torch.maximum(threshold, rules.kth_largest(z, k, zmax, max_k=facts.rank_k, rows=facts.rank_rows))
 
     # 3. the argmax is always kept: a row whose rules keep nothing becomes greedy
     threshold = torch.minimum(threshold, zmax)

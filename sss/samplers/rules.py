@@ -64,8 +64,9 @@ def sanitize_with_max(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return z, z.amax(dim=-1)
 
 
-def shifted_exp(z: torch.Tensor, zmax: torch.Tensor,
-                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def shifted_exp(
+    z: torch.Tensor, zmax: torch.Tensor, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(m, exp(z - m)) with m the row max (0 for all -inf rows), as `torch.logsumexp` computes them.
 
     ``log(e.sum(-1)) + m`` is `torch.logsumexp(z, -1)` bit for bit (the same ops in the same
@@ -146,8 +147,9 @@ def rank_caps(p_max: torch.Tensor | None, batch: SamplerBatch, vocab: int) -> to
     return k
 
 
-def kth_largest(z: torch.Tensor, k: torch.Tensor, zmax: torch.Tensor,
-                max_k: int | None = None, rows: torch.Tensor | None = None) -> torch.Tensor:
+def kth_largest(
+    z: torch.Tensor, k: torch.Tensor, zmax: torch.Tensor, max_k: int | None = None, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """The k-th largest logit per row (k >= 1); rows with k >= V get -inf (no restriction).
 
     ``max_k`` bounds every k strictly between 1 and V, and ``rows`` (device indices) holds
@@ -166,16 +168,18 @@ def kth_largest(z: torch.Tensor, k: torch.Tensor, zmax: torch.Tensor,
     width = min(max_k, vocab - 1)
     if width < 2:
         return out
-    sub_z, sub_k, sub_out = (z, k, out) if rows is None else (
-        z.index_select(0, rows), k.index_select(0, rows), out.index_select(0, rows))
+    sub_z, sub_k, sub_out = (
+        (z, k, out) if rows is None else (z.index_select(0, rows), k.index_select(0, rows), out.index_select(0, rows))
+    )
     top = torch.topk(sub_z, width, dim=-1).values
     kth = top.gather(1, (sub_k.clamp(1, width) - 1).unsqueeze(1)).squeeze(1)
     value = torch.where((sub_k > 1) & (sub_k < vocab), kth, sub_out)
     return value if rows is None else out.index_copy(0, rows, value)
 
 
-def top_p_threshold(z: torch.Tensor, batch: SamplerBatch,
-                    norm: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+def top_p_threshold(
+    z: torch.Tensor, batch: SamplerBatch, norm: tuple[torch.Tensor, torch.Tensor] | None = None
+) -> torch.Tensor:
     """Logit of the token whose cumulative mass first reaches top_p (descending order).
 
     The full-sort rule (the shortest prefix whose mass reaches top_p; ties at that token
@@ -199,8 +203,12 @@ def top_p_threshold(z: torch.Tensor, batch: SamplerBatch,
     rows = facts.top_p_rows
     if rows is None:
         return _top_p_cut(z, batch.top_p, m, _sum_float64(e))
-    value = _top_p_cut(z.index_select(0, rows), batch.top_p.index_select(0, rows),
-                       m.index_select(0, rows), _sum_float64(e.index_select(0, rows)))
+    value = _top_p_cut(
+        z.index_select(0, rows),
+        batch.top_p.index_select(0, rows),
+        m.index_select(0, rows),
+        _sum_float64(e.index_select(0, rows)),
+    )
     return out.index_copy(0, rows, value)
 
 
@@ -226,9 +234,16 @@ def _top_p_cut(z: torch.Tensor, p: torch.Tensor, m: torch.Tensor, total: torch.T
         width = min(width, vocab)
         if z.is_cuda and (z.shape[0] if pending is None else len(pending)) <= CUDA_SORT_ROWS:
             width = vocab
-        rz, rp, rm, rt = (z, p, m, total) if pending is None else (
-            z.index_select(0, pending), p.index_select(0, pending), m.index_select(0, pending),
-            total.index_select(0, pending))
+        rz, rp, rm, rt = (
+            (z, p, m, total)
+            if pending is None
+            else (
+                z.index_select(0, pending),
+                p.index_select(0, pending),
+                m.index_select(0, pending),
+                total.index_select(0, pending),
+            )
+        )
         if width == vocab:
             cand = torch.sort(rz, dim=-1, descending=True).values
         else:

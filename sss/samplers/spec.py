@@ -8,8 +8,9 @@ fails before any model loads.
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, asdict, dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any
+from collections.abc import Mapping, Sequence
 
 DEFAULT_BINS = 10
 BIN_ORDERS = ("low_first", "high_first")
@@ -25,8 +26,7 @@ def _fail(name: str, value: Any, allowed: str) -> None:
 
 def _scalar(value: Any) -> Any:
     """numpy scalars, 0-d arrays and 0-d tensors as the Python number they hold."""
-    if not isinstance(value, (bool, int, float)) and getattr(value, "ndim", None) == 0 \
-            and hasattr(value, "item"):
+    if not isinstance(value, (bool, int, float)) and getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
         return value.item()
     return value
 
@@ -159,12 +159,10 @@ class SamplerSpec:
         if self.edt is not None:
             set_("edt", _coerce(EDT, self.edt, "edt"))
             if t != 1.0:
-                _fail("temperature", self.temperature,
-                      "1.0 when edt is set (EDT sets its own temperature; use edt.t0)")
+                _fail("temperature", self.temperature, "1.0 when edt is set (EDT sets its own temperature; use edt.t0)")
 
         if self.calibrated_epsilon is not None:
-            set_("calibrated_epsilon",
-                 _coerce(CalibratedEpsilon, self.calibrated_epsilon, "calibrated_epsilon"))
+            set_("calibrated_epsilon", _coerce(CalibratedEpsilon, self.calibrated_epsilon, "calibrated_epsilon"))
 
         if self.calibrated_topk_order not in BIN_ORDERS:
             _fail("calibrated_topk_order", self.calibrated_topk_order, f"one of {BIN_ORDERS}")
@@ -232,7 +230,7 @@ class SamplerSpec:
         return out
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> "SamplerSpec":
+    def from_mapping(cls, values: Mapping[str, Any]) -> SamplerSpec:
         """Build from a plain mapping (a Hydra `sampler` node, vLLM `extra_args`).
 
         Unknown keys are an error; keys that only describe the config (``name``) are ignored.
@@ -243,8 +241,7 @@ class SamplerSpec:
             if key in IGNORED_KEYS:
                 continue
             if key not in known:
-                raise SamplerConfigError(
-                    f"sampler.{key} is not a sampler parameter: expected one of {sorted(known)}")
+                raise SamplerConfigError(f"sampler.{key} is not a sampler parameter: expected one of {sorted(known)}")
             if value is not None:
                 kwargs[key] = value
         if "calibrated_topk" in kwargs:
@@ -273,8 +270,7 @@ def _coerce(cls, value: Any, name: str):
         allowed = {f.name for f in fields(cls)}
         unknown = set(value) - allowed
         if unknown:
-            raise SamplerConfigError(
-                f"sampler.{name} has unknown keys {sorted(unknown)}: expected {sorted(allowed)}")
+            raise SamplerConfigError(f"sampler.{name} has unknown keys {sorted(unknown)}: expected {sorted(allowed)}")
         for f in fields(cls):
             if f.default is MISSING and f.name not in value:
                 _fail(f"{name}.{f.name}", None, "a number (it has no default)")
@@ -282,8 +278,11 @@ def _coerce(cls, value: Any, name: str):
         for key, inner in value.items():
             if inner is None:
                 default = next(f.default for f in fields(cls) if f.name == key)
-                _fail(f"{name}.{key}", None, "a number" + (
-                    "; it has no default" if default is MISSING else
-                    f" (leave it out for the default {default})"))
+                _fail(
+                    f"{name}.{key}",
+                    None,
+                    "a number"
+                    + ("; it has no default" if default is MISSING else f" (leave it out for the default {default})"),
+                )
         return cls(**value)
     _fail(name, value, f"a mapping with keys {[f.name for f in fields(cls)]}")

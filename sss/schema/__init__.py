@@ -40,6 +40,21 @@ def register() -> None:
         store.store(group="schema/task", name=name, node=node)
 
 
-__all__ = ["ENGINES", "AnalyzeSchema", "CalibrationSchema", "ConfigError", "EngineSchema", "JobSchema",
-           "LoggingSchema", "ModelSchema", "RootSchema", "SamplerSchema", "TaskSchema", "check_composed",
-           "check_output_root", "compose", "config_error", "register"]
+__all__ = [
+    "ENGINES",
+    "AnalyzeSchema",
+    "CalibrationSchema",
+    "ConfigError",
+    "EngineSchema",
+    "JobSchema",
+    "LoggingSchema",
+    "ModelSchema",
+    "RootSchema",
+    "SamplerSchema",
+    "TaskSchema",
+    "check_composed",
+    "check_output_root",
+    "compose",
+    "config_error",
+    "register",
+]

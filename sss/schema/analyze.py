@@ -44,8 +44,11 @@ class AnalyzeSchema:
         if not Path(source).expanduser().is_dir():
             raise bad("analyze.input", source, "an existing directory")
         if not find_runs(Path(source).expanduser()):
-            raise bad("analyze.input", source, "a directory with at least one run in it "
-                      "(a manifest.json below it, or a sweep.json listing runs)")
+            raise bad(
+                "analyze.input",
+                source,
+                "a directory with at least one run in it (a manifest.json below it, or a sweep.json listing runs)",
+            )
         if self.output == "":
             raise bad("analyze.output", self.output, "a directory path, or null for <input>/analysis")
         if not self.metric:
@@ -55,5 +58,4 @@ class AnalyzeSchema:
             if not 0 < getattr(self, key) <= 1:
                 raise bad(f"analyze.{key}", getattr(self, key), "a probability 0 < x <= 1")
         if not self.vote_rank_cap >= 1:
-            raise bad("analyze.vote_rank_cap", self.vote_rank_cap,
-                      "a number >= 1 (rank 1 is the most probable token)")
+            raise bad("analyze.vote_rank_cap", self.vote_rank_cap, "a number >= 1 (rank 1 is the most probable token)")

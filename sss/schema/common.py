@@ -53,7 +53,8 @@ def describe(kind: Any) -> str:
     if dataclasses.is_dataclass(kind):
         return f"a mapping with the keys {[f.name for f in dataclasses.fields(kind)]}"
     return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        kind, getattr(kind, "__name__", str(kind)))
+        kind, getattr(kind, "__name__", str(kind))
+    )
 
 
 def _plural(kind: Any) -> str:

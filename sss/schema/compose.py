@@ -12,8 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 from .common import ConfigError, bad, field_names, shown
 
 
-def compose(overrides: Iterable[str] = (), config_dir: str | Path = "conf", config_name: str = "config",
-            return_hydra_config: bool = False) -> DictConfig:
+def compose(
+    overrides: Iterable[str] = (),
+    config_dir: str | Path = "conf",
+    config_name: str = "config",
+    return_hydra_config: bool = False,
+) -> DictConfig:
     """Hydra's compose API; a bad override or config file raises ConfigError (one line)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -63,8 +67,10 @@ def check_no_extra_keys(node: DictConfig, path: str = "") -> None:
         full = f"{path}.{key}" if path else str(key)
         if typed and key not in field_names(owner):
             section = path or "the top level"
-            raise ConfigError(f"{full} = {shown(node._get_node(key)._value())} is not allowed: "
-                              f"{section} has no key {key!r} (its keys: {', '.join(field_names(owner))})")
+            raise ConfigError(
+                f"{full} = {shown(node._get_node(key)._value())} is not allowed: "
+                f"{section} has no key {key!r} (its keys: {', '.join(field_names(owner))})"
+            )
         child = node._get_node(key)
         if isinstance(child, DictConfig) and not child._is_none() and not child._is_missing():
             check_no_extra_keys(child, full)

@@ -69,8 +69,12 @@ class VLLMEngineSchema(EngineSchema):
         import importlib.util
 
         if importlib.util.find_spec("vllm") is None:
-            raise bad("engine", "vllm", "an installed engine: vLLM is not installed "
-                      "(GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev)")
+            raise bad(
+                "engine",
+                "vllm",
+                "an installed engine: vLLM is not installed "
+                "(GPU: pip install 'sss[vllm]'; CPU: bash scripts/setup-venv.sh dev)",
+            )
 
 
 @dataclass

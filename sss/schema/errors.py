@@ -29,29 +29,38 @@ def config_error(exc: BaseException, overrides: Sequence[str] = ()) -> ConfigErr
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file:
         group, _, name = exc.missing_cfg_file.rpartition("/")
         options = exc.options if exc.options is not None else group_options(group)
-        return ConfigError(f"{group} = {name!r} is not allowed: Could not find '{exc.missing_cfg_file}'; "
-                           f"Available options in '{group}': {', '.join(options)}")
+        return ConfigError(
+            f"{group} = {name!r} is not allowed: Could not find '{exc.missing_cfg_file}'; "
+            f"Available options in '{group}': {', '.join(options)}"
+        )
     if isinstance(exc, OverrideParseException):
-        return ConfigError(f"{exc.override!r} is not an override Hydra can read: "
-                           f"{one_line(exc.message)} (expected key=value)")
+        return ConfigError(
+            f"{exc.override!r} is not an override Hydra can read: {one_line(exc.message)} (expected key=value)"
+        )
     if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
         key, owner = cause.full_key, getattr(cause, "object_type", None)
         name = key.rpartition(".")[2]
         if isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and name not in field_names(owner):
             section = key.rpartition(".")[0] or "the top level"
             value = override_values(overrides).get(key, cause.value)
-            return ConfigError(f"{key} = {shown(value)} is not allowed: {section} has no key {name!r} "
-                               f"(its keys: {', '.join(field_names(owner))})")
+            return ConfigError(
+                f"{key} = {shown(value)} is not allowed: {section} has no key {name!r} "
+                f"(its keys: {', '.join(field_names(owner))})"
+            )
         if isinstance(cause, ConfigTypeError) and "deletion" in str(cause):  # ~key
-            return ConfigError(f"~{key} is not allowed: every key of the schema has a value "
-                               f"(set it instead: {key}=<value>, or {key}=null where it may be null)")
+            return ConfigError(
+                f"~{key} is not allowed: every key of the schema has a value "
+                f"(set it instead: {key}=<value>, or {key}=null where it may be null)"
+            )
         # a field's declared type; for an element of a list (key[i]) the type OmegaConf names
         kind = field_type(owner, name) or next(
-            (kind for word, kind in CONVERSIONS.items() if word in str(cause.msg)), None)
+            (kind for word, kind in CONVERSIONS.items() if word in str(cause.msg)), None
+        )
         allowed = describe(kind) if kind is not None else one_line(cause.msg).split(" full_key")[0]
         return ConfigError(f"{key} = {shown(cause.value)} is not allowed: expected {allowed}")
-    return ConfigError(f"the config cannot be composed: {one_line(str(exc))}"
-                       + (f": {one_line(str(cause))}" if cause else ""))
+    return ConfigError(
+        f"the config cannot be composed: {one_line(str(exc))}" + (f": {one_line(str(cause))}" if cause else "")
+    )
 
 
 def one_line(text: str) -> str:
@@ -74,8 +83,11 @@ def override_values(overrides: Sequence[str]) -> dict[str, Any]:
 
 
 # the sections that are null unless a config sets them, and the choice that does
-SET_BY = {"sampler.edt": "sampler=edt", "sampler.calibrated_epsilon": "sampler=calibrated_epsilon",
-          "analyze": "job=analyze"}
+SET_BY = {
+    "sampler.edt": "sampler=edt",
+    "sampler.calibrated_epsilon": "sampler=calibrated_epsilon",
+    "analyze": "job=analyze",
+}
 
 
 def below_null(overrides: Sequence[str], compose: Any) -> ConfigError:
@@ -87,10 +99,10 @@ def below_null(overrides: Sequence[str], compose: Any) -> ConfigError:
         except AssertionError:
             key = overrides[count - 1].partition("=")[0].lstrip("+~")
             parent = next((p for p in SET_BY if key.startswith(p + ".")), key.rpartition(".")[0])
-            hint = f"add {SET_BY[parent]}, or set {parent} whole" if parent in SET_BY \
-                else f"set {parent} whole"
-            return ConfigError(f"{key} = {shown(override_values(overrides).get(key))} is not allowed: "
-                               f"{parent} is null here ({hint})")
+            hint = f"add {SET_BY[parent]}, or set {parent} whole" if parent in SET_BY else f"set {parent} whole"
+            return ConfigError(
+                f"{key} = {shown(override_values(overrides).get(key))} is not allowed: {parent} is null here ({hint})"
+            )
         except Exception:  # noqa: BLE001 - another problem comes first: the caller reports it
             break
     return ConfigError(f"the overrides {list(overrides)} could not be applied to the config")

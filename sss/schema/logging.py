@@ -20,5 +20,8 @@ class LoggingSchema:
         if self.top_k < 0:
             raise bad("logging.top_k", self.top_k, "an integer >= 0 (the most probable tokens kept per step)")
         if self.top_k > 0 and not self.tokens:
-            raise bad("logging.top_k", self.top_k, "0 unless logging.tokens=true (logging=tokens): "
-                      "the top tokens are columns of tokens.parquet")
+            raise bad(
+                "logging.top_k",
+                self.top_k,
+                "0 unless logging.tokens=true (logging=tokens): the top tokens are columns of tokens.parquet",
+            )

@@ -69,8 +69,8 @@ class TokenTraceWriter:
         self.top_k = top_k
         self.row_group_rows = row_group_rows
         self.schema = trace_schema(top_k)
-        self.rows = 0          # rows written or buffered so far
-        self.row_groups = 0    # row groups written so far
+        self.rows = 0  # rows written or buffered so far
+        self.row_groups = 0  # row groups written so far
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -83,8 +83,7 @@ class TokenTraceWriter:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
         os.close(fd)
         self._tmp: Path | None = Path(tmp)
-        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema,
-                                                                 compression="zstd")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(self._tmp, self.schema, compression="zstd")
 
     # -- adding ---------------------------------------------------------------------------
     def add(self, lm_eval_task: str, doc_id: int, repeat: int, trace: TokenTrace) -> None:
@@ -93,8 +92,9 @@ class TokenTraceWriter:
             raise RuntimeError(f"{self.path}: the trace writer is {self.state}")
         n = len(trace)
         columns: dict[str, pa.Array] = {
-            "lm_eval_task": pa.DictionaryArray.from_arrays(np.zeros(n, dtype=np.int32),
-                                                           pa.array([str(lm_eval_task)], pa.string())),
+            "lm_eval_task": pa.DictionaryArray.from_arrays(
+                np.zeros(n, dtype=np.int32), pa.array([str(lm_eval_task)], pa.string())
+            ),
             "doc_id": pa.array(np.full(n, int(doc_id), dtype=np.int64)),
             "repeat": pa.array(np.full(n, int(repeat), dtype=np.int32)),
             "step": pa.array(np.arange(n, dtype=np.int32)),
@@ -102,8 +102,10 @@ class TokenTraceWriter:
         for name, kind, field_name in VALUE_COLUMNS:
             values = np.asarray(getattr(trace, field_name))
             if values.shape != (n,):
-                raise ValueError(f"trace of {lm_eval_task} doc {doc_id} repeat {repeat}: "
-                                 f"{field_name} has shape {values.shape}, expected ({n},)")
+                raise ValueError(
+                    f"trace of {lm_eval_task} doc {doc_id} repeat {repeat}: "
+                    f"{field_name} has shape {values.shape}, expected ({n},)"
+                )
             columns[name] = pa.array(values.astype(kind.to_pandas_dtype(), copy=False))
         if self.top_k:
             for name, kind, field_name in TOP_COLUMNS:

@@ -18,9 +18,15 @@ def steps_from(p_max, ranks, top_probs=None, k: int = 5, dtype=np.float32) -> St
     k = top_probs.shape[1]
     gold_p = np.where(ranks <= k, top_probs[np.arange(n), np.minimum(ranks, k) - 1], 1e-6)
     return StepColumns(
-        doc_id=np.arange(n, dtype=np.int64) // 7, position=np.arange(n, dtype=np.int32) % 7,
-        token_id=np.arange(n, dtype=np.int32), rank=ranks, prob=gold_p.astype(np.float32),
-        p_max=p_max, top_ids=np.tile(np.arange(k, dtype=np.int32), (n, 1)), top_probs=top_probs)
+        doc_id=np.arange(n, dtype=np.int64) // 7,
+        position=np.arange(n, dtype=np.int32) % 7,
+        token_id=np.arange(n, dtype=np.int32),
+        rank=ranks,
+        prob=gold_p.astype(np.float32),
+        p_max=p_max,
+        top_ids=np.tile(np.arange(k, dtype=np.int32), (n, 1)),
+        top_probs=top_probs,
+    )
 
 
 def random_steps(n: int, k: int = 8, seed: int = 0) -> StepColumns:

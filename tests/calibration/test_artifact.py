@@ -41,8 +41,13 @@ def test_topk_takes_the_k_list_of_the_threshold(tmp_path):
     data = make_artifact(tmp_path / "cal")
     assert len(set(map(tuple, data["k_lists"].values()))) > 1  # the thresholds give different lists
     for threshold in ("0.03", "0.1"):
-        settings = validate(compose_cfg("sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'cal'}",
-                                        f"sampler.calibration_threshold={threshold}"))
+        settings = validate(
+            compose_cfg(
+                "sampler=calibrated_topk",
+                f"sampler.calibration={tmp_path / 'cal'}",
+                f"sampler.calibration_threshold={threshold}",
+            )
+        )
         assert list(settings.spec.calibrated_topk) == data["k_lists"][threshold]
     # the default threshold of calibrated_topk.yaml is the paper's 0.05
     settings = validate(compose_cfg("sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'cal'}"))
@@ -54,13 +59,17 @@ def test_topk_takes_the_k_list_of_the_threshold(tmp_path):
 
 def test_epsilon_takes_a_and_b_and_keeps_c(tmp_path):
     data = make_artifact(tmp_path / "cal")
-    spec = validate(compose_cfg("sampler=calibrated_epsilon", f"sampler.calibration={tmp_path / 'cal'}",
-                                "sampler.calibrated_epsilon.c=0.07")).spec
+    spec = validate(
+        compose_cfg(
+            "sampler=calibrated_epsilon", f"sampler.calibration={tmp_path / 'cal'}", "sampler.calibrated_epsilon.c=0.07"
+        )
+    ).spec
     assert spec.calibrated_epsilon.a == data["fit"]["a"] != -0.506
     assert spec.calibrated_epsilon.b == data["fit"]["b"] != 0.795
     assert spec.calibrated_epsilon.c == 0.07
-    assert spec.calibrated_epsilon.epsilon == pytest.approx(10 ** ((
-        __import__("math").log10(0.07) - data["fit"]["a"]) / data["fit"]["b"]))
+    assert spec.calibrated_epsilon.epsilon == pytest.approx(
+        10 ** ((__import__("math").log10(0.07) - data["fit"]["a"]) / data["fit"]["b"])
+    )
 
 
 def test_run_dir_follows_the_artifact_content(tmp_path):
@@ -78,11 +87,13 @@ def test_manifest_record(tmp_path):
     from sss.calibration.for_samplers import manifest_record
 
     make_artifact(tmp_path / "cal")
-    config = validate(compose_cfg("sampler=calibrated_topk",
-                                  f"sampler.calibration={tmp_path / 'cal'}")).config
+    config = validate(compose_cfg("sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'cal'}")).config
     record = manifest_record(config["sampler"])
-    assert record == {"path": str((tmp_path / "cal").resolve()), "threshold": 0.05,
-                      "sha256": hashlib.sha256((tmp_path / "cal" / FILE).read_bytes()).hexdigest()}
+    assert record == {
+        "path": str((tmp_path / "cal").resolve()),
+        "threshold": 0.05,
+        "sha256": hashlib.sha256((tmp_path / "cal" / FILE).read_bytes()).hexdigest(),
+    }
     assert manifest_record(validate(compose_cfg("sampler=min_p")).config["sampler"]) is None
 
 
@@ -109,15 +120,18 @@ def corrupt(folder: Path, how: str) -> None:
         file.write_text(json.dumps(data))
 
 
-@pytest.mark.parametrize("how, words", [
-    ("not_json", ["valid JSON"]),
-    ("other_format", ["format"]),
-    ("short_list", ["10 integers"]),
-    ("zero_k", ["integers >= 1"]),
-    ("no_file", [FILE]),
-    ("no_done", ["DONE"]),
-    ("bad_fit", ["fit"]),
-])
+@pytest.mark.parametrize(
+    "how, words",
+    [
+        ("not_json", ["valid JSON"]),
+        ("other_format", ["format"]),
+        ("short_list", ["10 integers"]),
+        ("zero_k", ["integers >= 1"]),
+        ("no_file", [FILE]),
+        ("no_done", ["DONE"]),
+        ("bad_fit", ["fit"]),
+    ],
+)
 def test_bad_artifacts_are_config_errors(tmp_path, how, words):
     make_artifact(tmp_path / "cal")
     corrupt(tmp_path / "cal", how)
@@ -129,13 +143,14 @@ def test_bad_artifacts_are_config_errors(tmp_path, how, words):
         assert word in message
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["sampler=calibrated_topk", "sampler.calibration_threshold=0.04"],
-     ["calibration_threshold", "0.04", "0.05"]),
-    (["sampler=calibrated_topk", "sampler.bins=5", "sampler.calibrated_topk=[1,1,1,1,1]"],
-     ["bins", "5", "10"]),
-    (["sampler=min_p"], ["calibrated sampler"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["sampler=calibrated_topk", "sampler.calibration_threshold=0.04"], ["calibration_threshold", "0.04", "0.05"]),
+        (["sampler=calibrated_topk", "sampler.bins=5", "sampler.calibrated_topk=[1,1,1,1,1]"], ["bins", "5", "10"]),
+        (["sampler=min_p"], ["calibrated sampler"]),
+    ],
+)
 def test_artifact_that_does_not_fit_the_request(tmp_path, overrides, words):
     make_artifact(tmp_path / "cal")
     with pytest.raises(ConfigError) as err:
@@ -155,31 +170,36 @@ def test_epsilon_without_a_fit_is_refused(tmp_path):
 
 
 def test_launch_refuses_a_missing_artifact(tmp_path):
-    result = launch("sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'nothing'}",
-                    f"output_root={tmp_path / 'out'}")
+    result = launch(
+        "sampler=calibrated_topk", f"sampler.calibration={tmp_path / 'nothing'}", f"output_root={tmp_path / 'out'}"
+    )
     assert_refused(result, "sampler.calibration", "does not exist")
 
 
 # ---------------------------------------------------------------- job=calibrate's settings
+
 
 def write_lines(path: Path, lines: list[str]) -> Path:
     path.write_text("\n".join(lines) + "\n")
     return path
 
 
-@pytest.mark.parametrize("overrides, words", [
-    (["calibration.engine=onnx"], ["calibration.engine", "onnx", "torchtune"]),
-    (["calibration.top_k=0"], ["calibration.top_k", "0"]),
-    (["calibration.bins=0"], ["calibration.bins"]),
-    (["calibration.limit=0"], ["calibration.limit"]),
-    (["calibration.thresholds=[0.05,1.5]"], ["calibration.thresholds"]),
-    (["calibration.thresholds=[]"], ["calibration.thresholds"]),
-    (["calibration.chat_template=maybe"], ["calibration.chat_template"]),
-    (["calibration.data=alpaca"], ["calibration.data", "alpaca", "gsm8k", "jsonl"]),
-    (["calibration=jsonl"], ["calibration.data_files", "null"]),
-    (["calibration.data_files=/no/such/file.jsonl"], ["calibration.data_files", "existing"]),
-    (["model.dtype=int8"], ["model.dtype"]),
-])
+@pytest.mark.parametrize(
+    "overrides, words",
+    [
+        (["calibration.engine=onnx"], ["calibration.engine", "onnx", "torchtune"]),
+        (["calibration.top_k=0"], ["calibration.top_k", "0"]),
+        (["calibration.bins=0"], ["calibration.bins"]),
+        (["calibration.limit=0"], ["calibration.limit"]),
+        (["calibration.thresholds=[0.05,1.5]"], ["calibration.thresholds"]),
+        (["calibration.thresholds=[]"], ["calibration.thresholds"]),
+        (["calibration.chat_template=maybe"], ["calibration.chat_template"]),
+        (["calibration.data=alpaca"], ["calibration.data", "alpaca", "gsm8k", "jsonl"]),
+        (["calibration=jsonl"], ["calibration.data_files", "null"]),
+        (["calibration.data_files=/no/such/file.jsonl"], ["calibration.data_files", "existing"]),
+        (["model.dtype=int8"], ["model.dtype"]),
+    ],
+)
 def test_bad_calibration_settings(overrides, words):
     with pytest.raises(ConfigError) as err:
         validate(compose_cfg("job=calibrate", *overrides))
@@ -187,12 +207,15 @@ def test_bad_calibration_settings(overrides, words):
         assert word in str(err.value)
 
 
-@pytest.mark.parametrize("lines, words", [
-    (['{"prompt": "2+2?", "answer": "4"}', '{"prompt": "3+3?"}'], ["line 2", "'answer'"]),
-    (['{"prompt": "2+2?", "answer": ""}'], ["line 1", "'answer'"]),
-    (['{"question": "2+2?", "answer": "4"}'], ["line 1", "'prompt'"]),
-    (["not json at all"], ["not readable as JSONL"]),
-])
+@pytest.mark.parametrize(
+    "lines, words",
+    [
+        (['{"prompt": "2+2?", "answer": "4"}', '{"prompt": "3+3?"}'], ["line 2", "'answer'"]),
+        (['{"prompt": "2+2?", "answer": ""}'], ["line 1", "'answer'"]),
+        (['{"question": "2+2?", "answer": "4"}'], ["line 1", "'prompt'"]),
+        (["not json at all"], ["not readable as JSONL"]),
+    ],
+)
 def test_bad_jsonl_data(tmp_path, lines, words):
     path = write_lines(tmp_path / "data.jsonl", lines)
     with pytest.raises(ConfigError) as err:
@@ -263,8 +286,9 @@ def test_auto_names_the_calibration_of_this_model_and_settings(tmp_path):
     assert settings.config["sampler"]["calibration"] == str(folder.resolve())
     # other calibration settings name another directory, which does not exist
     with pytest.raises(ConfigError, match="auto"):
-        validate(compose_cfg("sampler=calibrated_topk", "sampler.calibration=auto", *common,
-                             "calibration.top_k=10"))
+        validate(compose_cfg("sampler=calibrated_topk", "sampler.calibration=auto", *common, "calibration.top_k=10"))
     # a sampler without a calibrated rule ignores auto (one sweep sets it for every sampler)
-    assert validate(compose_cfg("sampler=min_p", "sampler.calibration=auto", *common)).config[
-        "sampler"]["calibration"] is None
+    assert (
+        validate(compose_cfg("sampler=min_p", "sampler.calibration=auto", *common)).config["sampler"]["calibration"]
+        is None
+    )

@@ -20,8 +20,13 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def calibrated(tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
     data = shared_data("gsm8k", "train.jsonl")
-    args = ("job=calibrate", "calibration.limit=3", f"calibration.data_files={data}",
-            "calibration.batch_size=2", f"output_root={out}")
+    args = (
+        "job=calibrate",
+        "calibration.limit=3",
+        f"calibration.data_files={data}",
+        "calibration.batch_size=2",
+        f"output_root={out}",
+    )
     result = launch(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     folders = list((out / "calibration" / "smollm2-135m-instruct").iterdir())
@@ -32,8 +37,7 @@ def calibrated(tmp_path_factory):
 def test_directory_holds_every_file(calibrated):
     folder, _, result, _ = calibrated
     assert f"calibration directory: {folder}" in result.stdout
-    for name in ("config.yaml", "manifest.json", "traces.parquet", "grid.parquet",
-                 "calibration.json", "DONE"):
+    for name in ("config.yaml", "manifest.json", "traces.parquet", "grid.parquet", "calibration.json", "DONE"):
         assert (folder / name).is_file(), name
     for name in ("grid_heatmap.png", "power_law.png"):
         assert (folder / name).read_bytes()[:8] == PNG_MAGIC
@@ -61,13 +65,14 @@ def test_traces_match_an_unbatched_forward_pass(calibrated, smollm2_path):
     assert sorted(traces["doc_id"].unique()) == [0, 1, 2]
     record = json.loads(data.read_text().splitlines()[1])
     tokenizer = AutoTokenizer.from_pretrained(smollm2_path)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": record["question"]}],
-                                           tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": record["question"]}], tokenize=False, add_generation_prompt=True
+    )
     head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
     tail = tokenizer(record["answer"], add_special_tokens=False)["input_ids"]
     model = AutoModelForCausalLM.from_pretrained(smollm2_path, dtype=torch.float32).eval()
     with torch.no_grad():
-        logits = model(torch.tensor([head + tail])).logits[0, len(head) - 1:-1]
+        logits = model(torch.tensor([head + tail])).logits[0, len(head) - 1 : -1]
     probs = torch.softmax(logits.double(), -1)
     gold = torch.tensor(tail)
     gold_p = probs[torch.arange(len(tail)), gold]
@@ -101,9 +106,14 @@ def test_relaunch_skips_a_done_calibration(calibrated):
 def test_calibrated_topk_runs_with_the_artifact(calibrated, tmp_path):
     folder = calibrated[0]
     artifact = json.loads((folder / "calibration.json").read_text())
-    result = launch("sampler=calibrated_topk", f"sampler.calibration={folder}",
-                    "sampler.calibration_threshold=0.03", "task.limit=1", "task.max_gen_toks=8",
-                    f"output_root={tmp_path}")
+    result = launch(
+        "sampler=calibrated_topk",
+        f"sampler.calibration={folder}",
+        "sampler.calibration_threshold=0.03",
+        "task.limit=1",
+        "task.max_gen_toks=8",
+        f"output_root={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest_path = next(tmp_path.rglob("manifest.json"))
     manifest = json.loads(manifest_path.read_text())
@@ -111,8 +121,10 @@ def test_calibrated_topk_runs_with_the_artifact(calibrated, tmp_path):
 
     assert manifest["status"] == "done"
     assert manifest["calibration"] == {
-        "path": str(folder.resolve()), "threshold": 0.03,
-        "sha256": hashlib.sha256((folder / "calibration.json").read_bytes()).hexdigest()}
+        "path": str(folder.resolve()),
+        "threshold": 0.03,
+        "sha256": hashlib.sha256((folder / "calibration.json").read_bytes()).hexdigest(),
+    }
     assert manifest["run"]["sampler_params"]["calibrated_topk"] == artifact["k_lists"]["0.03"]
     config = yaml.safe_load((manifest_path.parent / "config.yaml").read_text())
     assert config["sampler"]["calibrated_topk"] == artifact["k_lists"]["0.03"]
@@ -120,9 +132,17 @@ def test_calibrated_topk_runs_with_the_artifact(calibrated, tmp_path):
 
 def test_one_multirun_calibrates_then_evaluates_with_the_result(tmp_path):
     data = shared_data("gsm8k", "train.jsonl")
-    result = launch("-m", "job=calibrate,evaluate", "sampler=calibrated_topk", "sampler.calibration=auto",
-                    "calibration.limit=2", f"calibration.data_files={data}", "task.limit=1",
-                    "task.max_gen_toks=8", f"output_root={tmp_path}")
+    result = launch(
+        "-m",
+        "job=calibrate,evaluate",
+        "sampler=calibrated_topk",
+        "sampler.calibration=auto",
+        "calibration.limit=2",
+        f"calibration.data_files={data}",
+        "task.limit=1",
+        "task.max_gen_toks=8",
+        f"output_root={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (folder,) = (tmp_path / "calibration" / "smollm2-135m-instruct").iterdir()
     ks = json.loads((folder / "calibration.json").read_text())["k_lists"]["0.05"]

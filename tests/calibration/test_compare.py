@@ -26,9 +26,12 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def make_calibration(folder: Path, model: str, seed: int) -> dict:
     grid = build_grid(to_table(random_steps(5000, k=8, seed=seed)), 10)
-    data = {"model": {"name": model}, "engine": "hf",
-            "data": {"source": "gsm8k", "tokens": 5000, "documents": 50},
-            **summarize(grid, [0.05], 10)}
+    data = {
+        "model": {"name": model},
+        "engine": "hf",
+        "data": {"source": "gsm8k", "tokens": 5000, "documents": 50},
+        **summarize(grid, [0.05], 10),
+    }
     folder.mkdir(parents=True)
     write_artifact(folder, data)
     write_json(folder / "manifest.json", Manifest({"job": "calibrate", "model": model}).finish("done"))

@@ -37,15 +37,16 @@ def run_engine(engine, path, sequences):
     from sss.calibration.tracing import load_engine, trace
 
     options = {"top_k": TOP_K, "batch_size": 4, "max_length": 2048}
-    model_cfg = {"dtype": "float32", "device": "cpu", "enforce_eager": True,
-                 "kv_cache_memory_bytes": 256 << 20}
+    model_cfg = {"dtype": "float32", "device": "cpu", "enforce_eager": True, "kv_cache_memory_bytes": 256 << 20}
     loaded = load_engine(engine, path, model_cfg, options)
     steps = trace(engine, loaded, sequences, options, show_progress=False)
     del loaded
     gc.collect()
     order = np.lexsort((steps.position, steps.doc_id))
-    return {name: getattr(steps, name)[order] for name in
-            ("doc_id", "position", "token_id", "rank", "prob", "p_max", "top_probs", "top_ids")}
+    return {
+        name: getattr(steps, name)[order]
+        for name in ("doc_id", "position", "token_id", "rank", "prob", "p_max", "top_probs", "top_ids")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -91,29 +92,46 @@ def test_vllm_agrees_with_hf(smollm2_path, sequences, hf):
 
 # ----------------------------------------- torchtune's families, on tiny random checkpoints
 
-LLAMA3_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
-               "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+LLAMA3_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 32.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 8192,
+}
 
 
 def tiny_checkpoint(folder, family: str, tied: bool, rope: dict | None = None) -> str:
     import torch
     from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
 
-    common = dict(vocab_size=300, hidden_size=64, intermediate_size=96, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=16384,
-                  initializer_range=0.2, tie_word_embeddings=tied)  # wide init: peaked distributions
+    common = dict(
+        vocab_size=300,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=16384,
+        initializer_range=0.2,
+        tie_word_embeddings=tied,
+    )  # wide init: peaked distributions
     config = Qwen2Config(**common) if family == "qwen2" else LlamaConfig(rope_parameters=rope, **common)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(config, dtype=torch.float32).save_pretrained(folder)
     return str(folder)
 
 
-@pytest.mark.parametrize("family, tied, rope", [
-    ("qwen2", True, None),          # q/k/v biases, tied output (Qwen2.5 0.5B-3B)
-    ("qwen2", False, None),
-    ("llama", True, LLAMA3_ROPE),   # Llama 3.2: llama3 RoPE scaling, tied output
-    ("llama", False, None),
-])
+@pytest.mark.parametrize(
+    "family, tied, rope",
+    [
+        ("qwen2", True, None),  # q/k/v biases, tied output (Qwen2.5 0.5B-3B)
+        ("qwen2", False, None),
+        ("llama", True, LLAMA3_ROPE),  # Llama 3.2: llama3 RoPE scaling, tied output
+        ("llama", False, None),
+    ],
+)
 def test_torchtune_builds_each_family_like_transformers(tmp_path, family, tied, rope):
     pytest.importorskip("torchtune")
     from sss.calibration.data import Sequence
@@ -133,8 +151,7 @@ def test_torchtune_builds_each_family_like_transformers(tmp_path, family, tied, 
         config = json.loads((tmp_path / "model" / "config.json").read_text())
         config["rope_parameters"]["rope_type"] = "default"
         (tmp_path / "model" / "config.json").write_text(json.dumps(config))
-        unscaled = trace_torchtune(sequences, load_torchtune(path, "float32", "cpu", 512), 5, 2,
-                                   show_progress=False)
+        unscaled = trace_torchtune(sequences, load_torchtune(path, "float32", "cpu", 512), 5, 2, show_progress=False)
         assert np.abs(unscaled.top_probs - ref.top_probs).max() > 1e-4
 
 
@@ -144,8 +161,19 @@ def test_torchtune_refuses_other_families(tmp_path):
 
     from sss.calibration.trace_torchtune import load_torchtune
 
-    (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "gpt2", "vocab_size": 10, "num_hidden_layers": 1, "num_attention_heads": 1,
-        "num_key_value_heads": 1, "hidden_size": 8, "intermediate_size": 8, "rms_norm_eps": 1e-5}))
+    (tmp_path / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "gpt2",
+                "vocab_size": 10,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 1,
+                "num_key_value_heads": 1,
+                "hidden_size": 8,
+                "intermediate_size": 8,
+                "rms_norm_eps": 1e-5,
+            }
+        )
+    )
     with pytest.raises(ValueError, match="'gpt2'"):
         load_torchtune(str(tmp_path), "float32", "cpu")

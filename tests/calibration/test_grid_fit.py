@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sss.calibration.fit import (epsilon_equivalent, expected_accuracy, fit_power_law, k_list,
-                                 k_lists)
+from sss.calibration.fit import epsilon_equivalent, expected_accuracy, fit_power_law, k_list, k_lists
 from sss.calibration.grid import build_grid, c_hat_matrix
 from sss.calibration.traces import steps_from_table, to_table
 
@@ -49,14 +48,18 @@ def reference_grid(steps, bins: int) -> pd.DataFrame:
         for r in range(1, k + 1):
             gold = steps.rank[inside] == r
             cond = top[gold, r - 1] if inside.any() else np.array([])
-            rows.append({
-                "bin": m, "rank": r, "steps": int(inside.sum()),
-                "c_hat": gold.mean() if inside.any() else 0.0,
-                "p_mean": top[:, r - 1].mean() if inside.any() else np.nan,
-                "p_std": top[:, r - 1].std() if inside.any() else np.nan,
-                "p_cond_mean": cond.mean() if len(cond) else np.nan,
-                "p_cond_std": cond.std() if len(cond) else np.nan,
-            })
+            rows.append(
+                {
+                    "bin": m,
+                    "rank": r,
+                    "steps": int(inside.sum()),
+                    "c_hat": gold.mean() if inside.any() else 0.0,
+                    "p_mean": top[:, r - 1].mean() if inside.any() else np.nan,
+                    "p_std": top[:, r - 1].std() if inside.any() else np.nan,
+                    "p_cond_mean": cond.mean() if len(cond) else np.nan,
+                    "p_cond_std": cond.std() if len(cond) else np.nan,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -71,8 +74,14 @@ def test_streamed_grid_matches_a_plain_groupby(tmp_path):
     for column in ("steps", "c_hat", "p_mean", "p_std", "p_cond_mean", "p_cond_std"):
         # sums of squares are taken in float32 within blocks of rows: stds to ~1e-6
         atol = 1e-5 if column.endswith("std") else 1e-7
-        np.testing.assert_allclose(grid[column].to_numpy(float), ref[column].to_numpy(float),
-                                   rtol=1e-6, atol=atol, equal_nan=True, err_msg=column)
+        np.testing.assert_allclose(
+            grid[column].to_numpy(float),
+            ref[column].to_numpy(float),
+            rtol=1e-6,
+            atol=atol,
+            equal_nan=True,
+            err_msg=column,
+        )
     # ranks beyond K count as steps of the bin but in no cell
     assert (steps.rank > 8).any()
     per_bin = grid.groupby("bin")["c_hat"].sum()
@@ -82,8 +91,7 @@ def test_streamed_grid_matches_a_plain_groupby(tmp_path):
 def test_grid_over_fewer_ranks_than_traced():
     steps = random_steps(2000, k=8, seed=1)
     full, head = build_grid(to_table(steps), 10), build_grid(to_table(steps), 10, top_k=3)
-    pd.testing.assert_frame_equal(head.reset_index(drop=True),
-                                  full[full["rank"] <= 3].reset_index(drop=True))
+    pd.testing.assert_frame_equal(head.reset_index(drop=True), full[full["rank"] <= 3].reset_index(drop=True))
     with pytest.raises(ValueError, match="top_k"):
         build_grid(to_table(steps), 10, top_k=9)
 
@@ -94,8 +102,9 @@ def test_bin_edges_follow_the_samplers_bins():
     table = to_table(steps)
     import pyarrow as pa
 
-    table = table.set_column(table.schema.get_field_index("p_max"), "p_max",
-                             pa.array(np.array([0.3, 1.0, 0.1000001, 0.1])))
+    table = table.set_column(
+        table.schema.get_field_index("p_max"), "p_max", pa.array(np.array([0.3, 1.0, 0.1000001, 0.1]))
+    )
     counts = build_grid(table, 10).groupby("bin")["steps"].first()
     assert counts[3] == 1 and counts[10] == 1 and counts[2] == 1 and counts[1] == 1
     assert counts.sum() == 4
@@ -123,8 +132,7 @@ def grid_from_law(a: float, b: float, noise: float = 0.0, seed: int = 0) -> pd.D
         for r in range(1, 21):
             p = (m / 10) * 0.6 ** (r - 1)
             c = 10 ** (a + b * math.log10(p) + noise * rng.standard_normal())
-            rows.append({"bin": m, "rank": r, "steps": 100, "token_share": 0.1, "c_hat": c,
-                         "p_mean": p})
+            rows.append({"bin": m, "rank": r, "steps": 100, "token_share": 0.1, "c_hat": c, "p_mean": p})
     rows[0]["c_hat"] = 0.0  # cells with c_hat = 0 are left out of the fit
     return pd.DataFrame(rows)
 
@@ -164,22 +172,27 @@ def test_epsilon_equivalent_of_the_paper_fit():
     assert epsilon_equivalent(fit, 0.10) == pytest.approx(0.239, abs=1e-3)
 
 
-C_HAT = np.array([
-    [0.50, 0.02, 0.06, 0.01],   # bin 1: 5 steps, under min_support 10 -> always k = 1
-    [0.40, 0.05, 0.01, 0.05],   # bin 2: not monotone; 0.05 met at ranks 2 and 4
-    [0.90, 0.04, 0.00, 0.00],   # bin 3
-])
+C_HAT = np.array(
+    [
+        [0.50, 0.02, 0.06, 0.01],  # bin 1: 5 steps, under min_support 10 -> always k = 1
+        [0.40, 0.05, 0.01, 0.05],  # bin 2: not monotone; 0.05 met at ranks 2 and 4
+        [0.90, 0.04, 0.00, 0.00],  # bin 3
+    ]
+)
 STEPS = np.array([5, 100, 100])
 
 
-@pytest.mark.parametrize("threshold, expected", [
-    (0.05, [1, 4, 1]),    # the last rank reaching c (>=), gaps kept: the kept set is a prefix
-    (0.06, [1, 1, 1]),
-    (0.04, [1, 4, 2]),
-    (0.01, [1, 4, 2]),
-    (0.001, [1, 4, 2]),   # zeros never reach a positive threshold
-    (0.95, [1, 1, 1]),    # nothing reaches c: k = 1 (greedy)
-])
+@pytest.mark.parametrize(
+    "threshold, expected",
+    [
+        (0.05, [1, 4, 1]),  # the last rank reaching c (>=), gaps kept: the kept set is a prefix
+        (0.06, [1, 1, 1]),
+        (0.04, [1, 4, 2]),
+        (0.01, [1, 4, 2]),
+        (0.001, [1, 4, 2]),  # zeros never reach a positive threshold
+        (0.95, [1, 1, 1]),  # nothing reaches c: k = 1 (greedy)
+    ],
+)
 def test_k_lists_hand_worked(threshold, expected):
     assert k_list(C_HAT, STEPS, threshold, min_support=10) == expected
 
@@ -189,8 +202,11 @@ def test_min_support_zero_keeps_small_bins():
 
 
 def test_k_lists_and_expected_accuracy_from_a_grid():
-    rows = [{"bin": m + 1, "rank": r + 1, "steps": int(STEPS[m]), "c_hat": C_HAT[m, r],
-             "p_mean": 0.5 ** (r + 1)} for m in range(3) for r in range(4)]
+    rows = [
+        {"bin": m + 1, "rank": r + 1, "steps": int(STEPS[m]), "c_hat": C_HAT[m, r], "p_mean": 0.5 ** (r + 1)}
+        for m in range(3)
+        for r in range(4)
+    ]
     grid = pd.DataFrame(rows)
     assert k_lists(grid, [0.05, 0.1], 10) == {"0.05": [1, 4, 1], "0.1": [1, 1, 1]}
     expected = [sum(C_HAT[m, r] * 0.5 ** (r + 1) for r in range(4)) for m in range(3)]

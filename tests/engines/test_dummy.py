@@ -15,8 +15,11 @@ PROMPTS = [f"Q: shared exemplars, three of them.\n\nQ: what is {i} + {i}?\nA:" f
 
 
 def batch(spec, repeats=3, max_new_tokens=24, stop=()):
-    return [Request(p, spec, seed=100 * i + r, max_new_tokens=max_new_tokens, stop=tuple(stop), group="g")
-            for i, p in enumerate(PROMPTS) for r in range(repeats)]
+    return [
+        Request(p, spec, seed=100 * i + r, max_new_tokens=max_new_tokens, stop=tuple(stop), group="g")
+        for i, p in enumerate(PROMPTS)
+        for r in range(repeats)
+    ]
 
 
 def test_it_is_a_generator():
@@ -34,13 +37,16 @@ def test_texts_do_not_depend_on_batch_size_or_company_and_seeds_matter():
     assert [g.text for g in other] != [g.text for g in full]
 
 
-@pytest.mark.parametrize("spec, check", [
-    (SamplerSpec(greedy=True), lambda t: (t.rank == 1).all() and (t.kept == 1).all()),
-    (SamplerSpec(top_k=3), lambda t: (t.rank <= 3).all() and (t.kept <= 3).all()),
-    # min-p at T = 1: p(chosen) >= min_p * p_max on the raw distribution
-    (SamplerSpec(min_p=0.2), lambda t: (t.logprob >= np.log(0.2 * t.p_max) - 1e-5).all()),
-    (SamplerSpec(temperature=1.0), lambda t: (t.kept == len(VOCAB)).all()),
-])
+@pytest.mark.parametrize(
+    "spec, check",
+    [
+        (SamplerSpec(greedy=True), lambda t: (t.rank == 1).all() and (t.kept == 1).all()),
+        (SamplerSpec(top_k=3), lambda t: (t.rank <= 3).all() and (t.kept <= 3).all()),
+        # min-p at T = 1: p(chosen) >= min_p * p_max on the raw distribution
+        (SamplerSpec(min_p=0.2), lambda t: (t.logprob >= np.log(0.2 * t.p_max) - 1e-5).all()),
+        (SamplerSpec(temperature=1.0), lambda t: (t.kept == len(VOCAB)).all()),
+    ],
+)
 def test_rules_act_on_every_token_as_the_trace_shows(spec, check):
     for gen in DummyEngine().generate(batch(spec), trace_top_k=3, progress=False):
         t = gen.trace
@@ -51,14 +57,21 @@ def test_rules_act_on_every_token_as_the_trace_shows(spec, check):
 
 
 def test_unrestricted_sampling_reaches_low_ranks():
-    ranks = np.concatenate([g.trace.rank for g in DummyEngine().generate(
-        batch(SamplerSpec(temperature=1.0), repeats=4), trace_top_k=0, progress=False)])
+    ranks = np.concatenate(
+        [
+            g.trace.rank
+            for g in DummyEngine().generate(
+                batch(SamplerSpec(temperature=1.0), repeats=4), trace_top_k=0, progress=False
+            )
+        ]
+    )
     assert ranks.max() >= 5
 
 
 def test_stop_strings_cut_the_text_and_budgets_hold():
-    gens = DummyEngine().generate(batch(SamplerSpec(temperature=1.0), stop=(" so",), max_new_tokens=6),
-                                  trace_top_k=0, progress=False)
+    gens = DummyEngine().generate(
+        batch(SamplerSpec(temperature=1.0), stop=(" so",), max_new_tokens=6), trace_top_k=0, progress=False
+    )
     for g in gens:
         assert " so" not in g.text and g.new_tokens <= 6 and len(g.trace) == g.new_tokens
         assert g.stopped == "stop" or g.new_tokens == 6

@@ -10,9 +10,11 @@ from sss.engines.base import Request
 from sss.engines.hf import HFEngine, SamplerLogitsProcessor, SeededDraw, neutral_generation_config
 from sss.samplers import SamplerSpec
 
-PROMPTS = ["Question: Ava has 3 apples and buys 4 more. How many apples does she have?\nAnswer:",
-           "Question: What is 6 times 7?\nAnswer:",
-           "The capital of France is"]
+PROMPTS = [
+    "Question: Ava has 3 apples and buys 4 more. How many apples does she have?\nAnswer:",
+    "Question: What is 6 times 7?\nAnswer:",
+    "The capital of France is",
+]
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +24,10 @@ def gen(smollm2_path):
 
 
 def requests(prompts, spec, seeds, max_new_tokens, stop=()):
-    return [Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
-            for p, s in zip(prompts, seeds)]
+    return [
+        Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
+        for p, s in zip(prompts, seeds)
+    ]
 
 
 class Recorder(LogitsProcessor):
@@ -41,8 +45,12 @@ def _run(gen, spec, seeds, max_new_tokens=12):
     enc = gen.tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
     width = enc["input_ids"].shape[1]
     recorder = Recorder()
-    out = gen.model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens,
-                             logits_processor=[recorder, SamplerLogitsProcessor(spec), SeededDraw(seeds, width)])
+    out = gen.model.generate(
+        **enc,
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        logits_processor=[recorder, SamplerLogitsProcessor(spec), SeededDraw(seeds, width)],
+    )
     return enc, recorder.scores, out[:, width:]
 
 
@@ -60,20 +68,22 @@ def test_without_neutral_config_the_penalty_would_leak(gen):
     # the check above can fail: a penalty in the generation config changes the scores
     enc = gen.tokenizer(PROMPTS, return_tensors="pt", padding=True, add_special_tokens=False)
     recorder = Recorder()
-    gen.model.generate(**enc, do_sample=False, max_new_tokens=1, repetition_penalty=1.3,
-                       logits_processor=[recorder])
+    gen.model.generate(**enc, do_sample=False, max_new_tokens=1, repetition_penalty=1.3, logits_processor=[recorder])
     with torch.inference_mode():
         raw = gen.model(**enc).logits[:, -1, :]
     assert not torch.allclose(recorder.scores[0], raw, atol=1e-3)
 
 
-@pytest.mark.parametrize("spec, check", [
-    (SamplerSpec(min_p=0.3), lambda p, tok: p[tok] >= 0.3 * p.max() - 1e-7),
-    (SamplerSpec(top_k=3), lambda p, tok: (p > p[tok]).sum() < 3),
-    (SamplerSpec(temperature=0), lambda p, tok: p[tok] == p.max()),
-    (SamplerSpec(greedy_threshold=1.0), lambda p, tok: p[tok] == p.max()),
-    (SamplerSpec(epsilon=0.05), lambda p, tok: p[tok] >= 0.05 or p[tok] == p.max()),
-])
+@pytest.mark.parametrize(
+    "spec, check",
+    [
+        (SamplerSpec(min_p=0.3), lambda p, tok: p[tok] >= 0.3 * p.max() - 1e-7),
+        (SamplerSpec(top_k=3), lambda p, tok: (p > p[tok]).sum() < 3),
+        (SamplerSpec(temperature=0), lambda p, tok: p[tok] == p.max()),
+        (SamplerSpec(greedy_threshold=1.0), lambda p, tok: p[tok] == p.max()),
+        (SamplerSpec(epsilon=0.05), lambda p, tok: p[tok] >= 0.05 or p[tok] == p.max()),
+    ],
+)
 def test_every_generated_token_obeys_the_rule(gen, spec, check):
     _, scores, new = _run(gen, spec, seeds=[11, 12, 13], max_new_tokens=16)
     eos = gen.model.generation_config.eos_token_id
@@ -91,8 +101,9 @@ def test_every_generated_token_obeys_the_rule(gen, spec, check):
 
 def test_unrestricted_sampling_picks_tokens_outside_the_top_ones(gen):
     _, scores, new = _run(gen, SamplerSpec(temperature=1.5), seeds=[5, 6, 7], max_new_tokens=24)
-    ranks = [int((step[row] > step[row, new[row, i]]).sum()) for i, step in enumerate(scores)
-             for row in range(len(PROMPTS))]
+    ranks = [
+        int((step[row] > step[row, new[row, i]]).sum()) for i, step in enumerate(scores) for row in range(len(PROMPTS))
+    ]
     assert max(ranks) >= 3  # not secretly truncated
 
 
@@ -114,6 +125,5 @@ def test_generate_is_reproducible_and_seeds_matter(gen):
 
 
 def test_stop_strings_cut_the_text(gen):
-    out = gen.generate(requests(PROMPTS[:1], SamplerSpec(greedy=True), [0], 60, stop=["\n"]),
-                       progress=False)
+    out = gen.generate(requests(PROMPTS[:1], SamplerSpec(greedy=True), [0], 60, stop=["\n"]), progress=False)
     assert "\n" not in out[0].text and out[0].stopped == "stop"

@@ -13,11 +13,15 @@ from sss.samplers import SamplerSpec
 
 pytestmark = pytest.mark.slow
 
-PREFIX = ("Question: Tom has 2 apples and gets 3 more. How many apples?\nAnswer: 2 + 3 = 5. The answer is 5.\n\n"
-          "Question: A box holds 4 pens. How many pens are in 2 boxes?\nAnswer: 4 * 2 = 8. The answer is 8.\n\n")
-QUESTIONS = ["Question: Sam reads 6 pages a day. How many pages in 3 days?\nAnswer:",
-             "Question: What is 9 minus 4?\nAnswer:",
-             "Question: A car has 4 wheels. How many wheels do 5 cars have, and how many would 7 cars have?\nAnswer:"]
+PREFIX = (
+    "Question: Tom has 2 apples and gets 3 more. How many apples?\nAnswer: 2 + 3 = 5. The answer is 5.\n\n"
+    "Question: A box holds 4 pens. How many pens are in 2 boxes?\nAnswer: 4 * 2 = 8. The answer is 8.\n\n"
+)
+QUESTIONS = [
+    "Question: Sam reads 6 pages a day. How many pages in 3 days?\nAnswer:",
+    "Question: What is 9 minus 4?\nAnswer:",
+    "Question: A car has 4 wheels. How many wheels do 5 cars have, and how many would 7 cars have?\nAnswer:",
+]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +36,18 @@ def reference(smollm2_path):
 
 
 def requests(spec, repeats=2, max_new_tokens=40, stop=("Question:",), questions=QUESTIONS):
-    return [Request(prompt=PREFIX + q, spec=spec, seed=1000 * i + r, max_new_tokens=max_new_tokens,
-                    stop=tuple(stop), group="task") for i, q in enumerate(questions) for r in range(repeats)]
+    return [
+        Request(
+            prompt=PREFIX + q,
+            spec=spec,
+            seed=1000 * i + r,
+            max_new_tokens=max_new_tokens,
+            stop=tuple(stop),
+            group="task",
+        )
+        for i, q in enumerate(questions)
+        for r in range(repeats)
+    ]
 
 
 @pytest.mark.parametrize("spec", [SamplerSpec(min_p=0.1), SamplerSpec(top_k=5, temperature=0.8)])
@@ -65,11 +79,12 @@ def test_trace_equals_a_direct_forward_pass(engine, reference):
         prompt = engine.encode(request.prompt)
         ids = torch.tensor([prompt + trace.token_ids.tolist()])
         with torch.inference_mode():
-            logits = reference.model(ids).logits[0, len(prompt) - 1: -1].float()
+            logits = reference.model(ids).logits[0, len(prompt) - 1 : -1].float()
         logp = torch.log_softmax(logits, dim=-1)
         chosen = torch.as_tensor(trace.token_ids)
-        torch.testing.assert_close(torch.as_tensor(trace.logprob), logp.gather(1, chosen[:, None])[:, 0],
-                                   atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            torch.as_tensor(trace.logprob), logp.gather(1, chosen[:, None])[:, 0], atol=2e-4, rtol=1e-4
+        )
         torch.testing.assert_close(torch.as_tensor(trace.p_max), logp.max(-1).values.exp(), atol=1e-4, rtol=1e-4)
         entropy = -(logp.exp() * logp).nan_to_num().sum(-1)
         torch.testing.assert_close(torch.as_tensor(trace.entropy), entropy, atol=1e-3, rtol=1e-3)
@@ -91,10 +106,12 @@ def test_greedy_traces_rank_one_and_keep_one(engine):
 
 def test_stop_strings_eos_and_rows_of_very_different_lengths(engine, reference):
     chat = engine.apply_chat_template([{"role": "user", "content": "Say hi."}])
-    batch = [Request(chat, SamplerSpec(greedy=True), 1, 200),                       # ends at EOS
-             Request(PREFIX + QUESTIONS[0], SamplerSpec(greedy=True), 2, 200, ("\n",)),  # a stop string
-             Request(PREFIX + QUESTIONS[1], SamplerSpec(temperature=1.0), 3, 3),        # 3 tokens
-             Request("Count to fifty: 1, 2, 3,", SamplerSpec(greedy=True), 4, 60)]      # runs to its limit
+    batch = [
+        Request(chat, SamplerSpec(greedy=True), 1, 200),  # ends at EOS
+        Request(PREFIX + QUESTIONS[0], SamplerSpec(greedy=True), 2, 200, ("\n",)),  # a stop string
+        Request(PREFIX + QUESTIONS[1], SamplerSpec(temperature=1.0), 3, 3),  # 3 tokens
+        Request("Count to fifty: 1, 2, 3,", SamplerSpec(greedy=True), 4, 60),
+    ]  # runs to its limit
     gens = engine.generate(batch, trace_top_k=0, progress=False)
     alone = [engine.generate([r], progress=False)[0] for r in batch]
     assert [g.text for g in gens] == [g.text for g in alone]
@@ -122,6 +139,7 @@ def test_prefix_encoded_once_and_repeats_share_one_prefill(smollm2_path, monkeyp
         def spy(*args, _original=original, _name=name):
             calls[_name].append(args)
             return _original(*args)
+
         monkeypatch.setattr(engine, name, spy)
     engine.generate(requests(SamplerSpec(min_p=0.1), repeats=4, max_new_tokens=8), progress=False)
     (prefix_call,) = calls["encode_prefix"]

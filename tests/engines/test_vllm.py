@@ -48,15 +48,16 @@ def added(index: int, spec: SamplerSpec | None):
 
 def logits_for(rows: int, seed: int = 0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(rows, VOCAB, generator=g) * torch.tensor([0.5, 1.0, 2.0, 4.0])[
-        torch.arange(rows) % 4].unsqueeze(1)
+    return torch.randn(rows, VOCAB, generator=g) * torch.tensor([0.5, 1.0, 2.0, 4.0])[torch.arange(rows) % 4].unsqueeze(
+        1
+    )
 
 
 def expected(logits: torch.Tensor, specs: list[SamplerSpec | None]) -> torch.Tensor:
     out = logits.clone()
     for row, spec in enumerate(specs):
         if spec is not None:
-            out[row] = process_logits(logits[row:row + 1], spec)[0]
+            out[row] = process_logits(logits[row : row + 1], spec)[0]
     return out
 
 
@@ -70,8 +71,13 @@ def assert_rows(out: torch.Tensor, logits: torch.Tensor, specs: list[SamplerSpec
             torch.testing.assert_close(out[row], want[row], rtol=0, atol=0)
 
 
-SPECS = [SamplerSpec(top_k=3), SamplerSpec(min_p=0.3), SamplerSpec(greedy_threshold=1.0),
-         SamplerSpec(temperature=0), None]
+SPECS = [
+    SamplerSpec(top_k=3),
+    SamplerSpec(min_p=0.3),
+    SamplerSpec(greedy_threshold=1.0),
+    SamplerSpec(temperature=0),
+    None,
+]
 
 
 # ------------------------------------------------------------------ the adapter, no engine
@@ -87,8 +93,17 @@ def test_installed_vllm_and_interfaces():
     assert v1_processor().is_argmax_invariant()
 
 
-@pytest.mark.parametrize("bad", [{"min_p": 2}, {"top_k": -1}, {"temperature": -1},
-                                 {"edt": {"n": 0}}, {"mn_p": 0.1}, {"temperature": 0.5, "edt": {}}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"min_p": 2},
+        {"top_k": -1},
+        {"temperature": -1},
+        {"edt": {"n": 0}},
+        {"mn_p": 0.1},
+        {"temperature": 0.5, "edt": {}},
+    ],
+)
 def test_bad_specs_are_rejected_with_the_sampler_spec_message(bad):
     with pytest.raises(SamplerConfigError) as direct:
         SamplerSpec.from_mapping(bad)
@@ -118,23 +133,36 @@ def test_extra_args_must_be_a_mapping():
         SamplerLogitsProcessor.validate_params(SamplingParams(extra_args={"sss": 0.3}))
 
 
-@pytest.mark.parametrize("setting", [dict(temperature=0.7), dict(temperature=0.0), dict(top_k=5),
-                                     dict(top_p=0.9), dict(min_p=0.1), dict(repetition_penalty=1.2),
-                                     dict(presence_penalty=0.5), dict(frequency_penalty=0.5)])
+@pytest.mark.parametrize(
+    "setting",
+    [
+        dict(temperature=0.7),
+        dict(temperature=0.0),
+        dict(top_k=5),
+        dict(top_p=0.9),
+        dict(min_p=0.1),
+        dict(repetition_penalty=1.2),
+        dict(presence_penalty=0.5),
+        dict(frequency_penalty=0.5),
+    ],
+)
 def test_vllm_own_sampling_must_stay_neutral_for_sss_requests(setting):
     name = next(iter(setting))
     with pytest.raises(ValueError, match=f"SamplingParams.{name} = "):
-        SamplerLogitsProcessor.validate_params(
-            SamplingParams(extra_args={"sss": {"min_p": 0.1}}, **setting))
+        SamplerLogitsProcessor.validate_params(SamplingParams(extra_args={"sss": {"min_p": 0.1}}, **setting))
     SamplerLogitsProcessor.validate_params(SamplingParams(**setting))  # no sss: anything goes
     with pytest.raises(TypeError, match="belong in the sss spec"):
         sampling_params(SamplerSpec(min_p=0.1), **setting)
 
 
 def test_spec_round_trips_through_extra_args():
-    spec = SamplerSpec(min_p=0.05, greedy_threshold=0.3, edt=EDT(n=0.7, theta=0.5),
-                       calibrated_epsilon=CalibratedEpsilon(a=-0.5, b=0.8),
-                       calibrated_topk=tuple(range(1, 11)))
+    spec = SamplerSpec(
+        min_p=0.05,
+        greedy_threshold=0.3,
+        edt=EDT(n=0.7, theta=0.5),
+        calibrated_epsilon=CalibratedEpsilon(a=-0.5, b=0.8),
+        calibrated_topk=tuple(range(1, 11)),
+    )
     assert spec_from_params(sampling_params(spec)) == spec
     assert spec_from_params(SamplingParams()) is None
     assert spec_from_params(SamplingParams(extra_args={"other": 1})) is None
@@ -144,8 +172,9 @@ def test_v1_rows_follow_added_removed_moved_and_swapped_requests():
     proc = v1_processor()
     a, b, c = SamplerSpec(top_k=3), SamplerSpec(min_p=0.3), SamplerSpec(temperature=0.5, top_p=0.8)
     layout = [a, None, b, c]
-    proc.update_state(BatchUpdate(batch_size=4, removed=[], moved=[],
-                                  added=[added(i, s) for i, s in enumerate(layout)]))
+    proc.update_state(
+        BatchUpdate(batch_size=4, removed=[], moved=[], added=[added(i, s) for i, s in enumerate(layout)])
+    )
     logits = logits_for(4)
     assert_rows(proc.apply(logits.clone()), logits, layout)
     built = proc._batch
@@ -154,16 +183,16 @@ def test_v1_rows_follow_added_removed_moved_and_swapped_requests():
     assert proc._batch is built
 
     # request 0 finishes; the last one is moved into its place (vLLM condenses the batch)
-    proc.update_state(BatchUpdate(batch_size=3, removed=[0], added=[],
-                                  moved=[(3, 0, MoveDirectionality.UNIDIRECTIONAL)]))
+    proc.update_state(
+        BatchUpdate(batch_size=3, removed=[0], added=[], moved=[(3, 0, MoveDirectionality.UNIDIRECTIONAL)])
+    )
     layout = [c, None, b]
     logits = logits_for(3, seed=1)
     assert_rows(proc.apply(logits.clone()), logits, layout)
     assert proc._batch is not built
 
     # swap rows 0 and 1, then a new request without a spec replaces row 2
-    proc.update_state(BatchUpdate(batch_size=3, removed=[], added=[],
-                                  moved=[(0, 1, MoveDirectionality.SWAP)]))
+    proc.update_state(BatchUpdate(batch_size=3, removed=[], added=[], moved=[(0, 1, MoveDirectionality.SWAP)]))
     layout = [None, c, b]
     logits = logits_for(3, seed=2)
     assert_rows(proc.apply(logits.clone()), logits, layout)
@@ -182,8 +211,9 @@ def test_v1_rows_follow_added_removed_moved_and_swapped_requests():
 def test_v1_every_row_with_a_spec_takes_the_whole_batch_path():
     proc = v1_processor()
     layout = [SamplerSpec(top_k=2), SamplerSpec(eta=0.01), SamplerSpec(edt=EDT())]
-    proc.update_state(BatchUpdate(batch_size=3, removed=[], moved=[],
-                                  added=[added(i, s) for i, s in enumerate(layout)]))
+    proc.update_state(
+        BatchUpdate(batch_size=3, removed=[], moved=[], added=[added(i, s) for i, s in enumerate(layout)])
+    )
     logits = logits_for(3)
     assert_rows(proc.apply(logits.clone()), logits, layout)
     assert proc._all_rows
@@ -193,9 +223,15 @@ def test_v1_every_row_with_a_spec_takes_the_whole_batch_path():
 def test_v2_rows_follow_request_slots_across_reordering_and_slot_reuse():
     from vllm.v1.worker.gpu.sample.logits_processor import LogitsContext, LogitsProcRequestState
 
-    state = LogitsProcRequestState(device=torch.device("cpu"), max_num_reqs=8, vocab_size=VOCAB,
-                                   all_token_ids=None, prompt_len=None, prefill_len=None,
-                                   total_len=None)
+    state = LogitsProcRequestState(
+        device=torch.device("cpu"),
+        max_num_reqs=8,
+        vocab_size=VOCAB,
+        all_token_ids=None,
+        prompt_len=None,
+        prefill_len=None,
+        total_len=None,
+    )
     proc = SamplerLogitsProcessor(None, state)
     assert proc.interface == "v2"
     a, b = SamplerSpec(top_k=3), SamplerSpec(min_p=0.3)
@@ -206,16 +242,17 @@ def test_v2_rows_follow_request_slots_across_reordering_and_slot_reuse():
 
     def ctx(slots):
         mapping = torch.tensor(slots)
-        return LogitsContext(expanded_idx_mapping=mapping, idx_mapping=mapping,
-                             idx_mapping_np=np.array(slots, dtype=np.intp),
-                             expanded_local_pos=torch.zeros(len(slots), dtype=torch.long),
-                             input_ids=torch.zeros(len(slots), dtype=torch.long),
-                             pos=torch.zeros(len(slots), dtype=torch.long),
-                             seq_lens_upper_bound_np=np.ones(len(slots), dtype=np.int32))
+        return LogitsContext(
+            expanded_idx_mapping=mapping,
+            idx_mapping=mapping,
+            idx_mapping_np=np.array(slots, dtype=np.intp),
+            expanded_local_pos=torch.zeros(len(slots), dtype=torch.long),
+            input_ids=torch.zeros(len(slots), dtype=torch.long),
+            pos=torch.zeros(len(slots), dtype=torch.long),
+            seq_lens_upper_bound_np=np.ones(len(slots), dtype=np.int32),
+        )
 
-    for step, (slots, layout) in enumerate([([7, 2, 5], [b, None, a]),
-                                            ([5, 7, 2], [a, b, None]),
-                                            ([2, 5], [None, a])]):
+    for step, (slots, layout) in enumerate([([7, 2, 5], [b, None, a]), ([5, 7, 2], [a, b, None]), ([2, 5], [None, a])]):
         logits = logits_for(len(slots), seed=step)
         assert_rows(proc.apply(logits.clone(), ctx(slots)), logits, layout)
     # slot 5 is reused by a request without a spec
@@ -225,17 +262,28 @@ def test_v2_rows_follow_request_slots_across_reordering_and_slot_reuse():
 
 
 def test_hf_and_vllm_adapters_keep_the_same_sets_for_the_same_logits():
-    specs = [SamplerSpec(), SamplerSpec(temperature=0.7), SamplerSpec(temperature=0),
-             SamplerSpec(top_k=20), SamplerSpec(top_p=0.9), SamplerSpec(min_p=0.1),
-             SamplerSpec(epsilon=0.002), SamplerSpec(eta=0.001), SamplerSpec(edt=EDT()),
-             SamplerSpec(greedy_threshold=0.3), SamplerSpec(calibrated_topk=(1, 1, 2, 2, 3, 3, 4, 5, 6, 8)),
-             SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=-0.506, b=0.795)),
-             SamplerSpec(confidence_bin=5), SamplerSpec(min_p=0.1, greedy_threshold=0.3)]
+    specs = [
+        SamplerSpec(),
+        SamplerSpec(temperature=0.7),
+        SamplerSpec(temperature=0),
+        SamplerSpec(top_k=20),
+        SamplerSpec(top_p=0.9),
+        SamplerSpec(min_p=0.1),
+        SamplerSpec(epsilon=0.002),
+        SamplerSpec(eta=0.001),
+        SamplerSpec(edt=EDT()),
+        SamplerSpec(greedy_threshold=0.3),
+        SamplerSpec(calibrated_topk=(1, 1, 2, 2, 3, 3, 4, 5, 6, 8)),
+        SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=-0.506, b=0.795)),
+        SamplerSpec(confidence_bin=5),
+        SamplerSpec(min_p=0.1, greedy_threshold=0.3),
+    ]
     logits = logits_for(len(specs), seed=7)
     hf = HFProcessor(specs)(None, logits.clone())
     proc = v1_processor()
-    proc.update_state(BatchUpdate(batch_size=len(specs), removed=[], moved=[],
-                                  added=[added(i, s) for i, s in enumerate(specs)]))
+    proc.update_state(
+        BatchUpdate(batch_size=len(specs), removed=[], moved=[], added=[added(i, s) for i, s in enumerate(specs)])
+    )
     vl = proc.apply(logits.clone())
     assert torch.equal(torch.isfinite(hf), torch.isfinite(vl))
     assert torch.equal(hf, vl)
@@ -263,8 +311,14 @@ def gen(smollm2_path):
     from sss.engines.vllm_generator import VLLMEngine
 
     set_threads, threads = torch.set_num_threads, torch.get_num_threads()
-    generator = VLLMEngine(smollm2_path, dtype="float32", max_model_len=1024, enforce_eager=True,
-                              kv_cache_memory_bytes=256 << 20, logits_processor=RecordingProcessor)
+    generator = VLLMEngine(
+        smollm2_path,
+        dtype="float32",
+        max_model_len=1024,
+        enforce_eager=True,
+        kv_cache_memory_bytes=256 << 20,
+        logits_processor=RecordingProcessor,
+    )
     yield generator
     del generator.llm
     gc.collect()
@@ -278,8 +332,7 @@ PROMPT = "Write a list of ten random words:"
 
 def test_one_batch_every_request_obeys_its_own_rule_at_every_token(gen):
     batch = SPECS + [None]  # two unrestricted requests
-    requests = [params(spec, seed=100 + i, max_tokens=20, logprobs=20, ignore_eos=True)
-                for i, spec in enumerate(batch)]
+    requests = [params(spec, seed=100 + i, max_tokens=20, logprobs=20, ignore_eos=True) for i, spec in enumerate(batch)]
     RecordingProcessor.steps.clear()
     RecordingProcessor.recording = True
     try:
@@ -317,8 +370,7 @@ def test_one_batch_every_request_obeys_its_own_rule_at_every_token(gen):
                 assert torch.equal(after[row], before[row])
                 untouched += 1
             else:
-                torch.testing.assert_close(after[row], process_logits(before[row:row + 1], spec)[0],
-                                           rtol=0, atol=0)
+                torch.testing.assert_close(after[row], process_logits(before[row : row + 1], spec)[0], rtol=0, atol=0)
                 touched += 1
     assert touched >= 4 * 20 and untouched >= 2 * 20
 
@@ -330,15 +382,16 @@ def test_engine_rejects_bad_specs_and_non_neutral_settings_at_admission(gen):
     with pytest.raises(rejected, match=r"sampler.min_p = 2 is not allowed: expected 0 <= min_p <= 1"):
         gen.llm.generate([PROMPT], SamplingParams(extra_args={"sss": {"min_p": 2}}), use_tqdm=False)
     with pytest.raises(rejected, match=r"SamplingParams.temperature = 0.5"):
-        gen.llm.generate([PROMPT], SamplingParams(temperature=0.5, extra_args={"sss": {"min_p": 0.1}}),
-                         use_tqdm=False)
+        gen.llm.generate([PROMPT], SamplingParams(temperature=0.5, extra_args={"sss": {"min_p": 0.1}}), use_tqdm=False)
     # the engine is still usable afterwards
     assert gen.generate(reqs([PROMPT], SamplerSpec(greedy=True), [0], 4), progress=False)[0].new_tokens == 4
 
 
 def reqs(prompts, spec, seeds, max_new_tokens, stop=()):
-    return [Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
-            for p, s in zip(prompts, seeds)]
+    return [
+        Request(prompt=p, spec=spec, seed=s, max_new_tokens=max_new_tokens, stop=tuple(stop))
+        for p, s in zip(prompts, seeds)
+    ]
 
 
 def test_generate_seeds_token_data_and_stop_strings(gen):
@@ -364,8 +417,9 @@ def test_generate_seeds_token_data_and_stop_strings(gen):
             # min-p 0.05 at T = 1.3: the chosen token is among the kept ones
             assert trace.rank[i] <= trace.kept[i]
         assert list(trace.text_end) == sorted(trace.text_end) and trace.text_end[-1] >= len(g.text)
-    out = gen.generate(reqs(["Count: 1, 2, 3,"], SamplerSpec(greedy=True), [0], 40, stop=[" 6"]),
-                       trace_top_k=0, progress=False)
+    out = gen.generate(
+        reqs(["Count: 1, 2, 3,"], SamplerSpec(greedy=True), [0], 40, stop=[" 6"]), trace_top_k=0, progress=False
+    )
     assert out[0].stopped == "stop" and " 6" not in out[0].text and out[0].text.strip()
     assert (out[0].trace.rank == 1).all() and (out[0].trace.kept == 1).all()
 
@@ -374,8 +428,14 @@ def test_launch_with_the_vllm_engine_writes_a_complete_run(tmp_path, monkeypatch
     # as a user runs it: vLLM's default engine-core process, so the processor and the specs
     # in extra_args cross a process boundary
     monkeypatch.setenv("VLLM_ENABLE_V1_MULTIPROCESSING", "1")
-    result = launch("engine=vllm", "sampler=min_p", "sampler.min_p=0.1", "task.limit=4",
-                    "task.max_gen_toks=40", f"output_root={tmp_path}")
+    result = launch(
+        "engine=vllm",
+        "sampler=min_p",
+        "sampler.min_p=0.1",
+        "task.limit=4",
+        "task.max_gen_toks=40",
+        f"output_root={tmp_path}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     (done,) = list(tmp_path.rglob("DONE"))
     run = done.parent

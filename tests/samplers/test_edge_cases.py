@@ -30,8 +30,17 @@ SPECS = [
     SamplerSpec(calibrated_topk=(1, 1, 2, 2, 3, 3, 4, 4, 5, 5)),
     SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=0.2, b=1.1, c=0.05)),
     SamplerSpec(confidence_bin=3),
-    SamplerSpec(temperature=1.3, top_k=3, top_p=0.8, min_p=0.05, epsilon=0.01, eta=0.01,
-                greedy_threshold=0.2, calibrated_topk=(3,) * 10, confidence_bin=2),
+    SamplerSpec(
+        temperature=1.3,
+        top_k=3,
+        top_p=0.8,
+        min_p=0.05,
+        epsilon=0.01,
+        eta=0.01,
+        greedy_threshold=0.2,
+        calibrated_topk=(3,) * 10,
+        confidence_bin=2,
+    ),
 ]
 IDS = [",".join(s.enabled()) or "default" for s in SPECS]
 
@@ -74,8 +83,8 @@ def test_positive_inf_logits_keep_only_the_inf_tokens(spec):
     out = process_logits(z, spec)
     assert not torch.isnan(out).any()
     assert torch.isfinite(out[kept(out)]).all()
-    assert kept_set(out, 0) == {1, 3}                   # the two +inf tokens tie: both stay
-    assert out[0, 1] == out[0, 3]                       # and are equally likely
+    assert kept_set(out, 0) == {1, 3}  # the two +inf tokens tie: both stay
+    assert out[0, 1] == out[0, 3]  # and are equally likely
     assert kept_set(out, 1) == {2}
 
 
@@ -91,7 +100,7 @@ def test_all_neg_inf_row(spec):
     g = torch.Generator().manual_seed(0)
     good = torch.randn(2, 50, generator=g) * 2
     z = torch.cat([good[:1], torch.full((1, 50), NEG_INF), good[1:]])
-    out = process_logits(z, spec)                       # no exception
+    out = process_logits(z, spec)  # no exception
     assert torch.equal(out[1], torch.full((50,), NEG_INF))
     assert not torch.isnan(out).any()
     assert torch.equal(out[[0, 2]], process_logits(good, spec))
@@ -117,10 +126,10 @@ def test_single_finite_token_among_neg_inf():
 def test_half_precision_logits(dtype, spec):
     g = torch.Generator().manual_seed(1)
     z = (torch.randn(4, 300, generator=g) * torch.tensor([[0.5], [1.5], [3.0], [6.0]])).to(dtype)
-    z[0, :5] = z[0, 5]                                   # ties, which half precision makes common
+    z[0, :5] = z[0, 5]  # ties, which half precision makes common
     out = process_logits(z, spec)
     assert out.dtype == torch.float32
-    assert z.dtype == dtype                              # the input is left alone
+    assert z.dtype == dtype  # the input is left alone
     reference = process_logits(z.to(torch.float32), spec)  # the same values in float32
     assert torch.equal(kept(out), kept(reference))
     assert torch.equal(out, reference)
@@ -158,7 +167,7 @@ def test_empty_batch(spec):
 # ------------------------------------------------------------------------ EDT
 def test_edt_near_zero_entropy_is_greedy_with_a_finite_logit():
     z = torch.full((1, 1000), -40.0)
-    z[0, 123] = 0.0                                     # H ~ 1000 * 40 * e^-40: about 2e-13
+    z[0, 123] = 0.0  # H ~ 1000 * 40 * e^-40: about 2e-13
     probs = torch.softmax(z.to(torch.float64), -1)
     h = float(-(probs * probs.log()).sum())
     assert 0 < h < 1e-10
@@ -186,7 +195,7 @@ def test_edt_with_n_above_one_at_low_entropy_keeps_a_token():
     out = process_logits(z, SamplerSpec(edt=EDT(n=2.0, theta=1.0)))
     assert not torch.isnan(out).any()
     assert kept(out).any(dim=-1).all()
-    assert kept_set(out, 0) == {0, 1}                   # T huge: near uniform over finite tokens
+    assert kept_set(out, 0) == {0, 1}  # T huge: near uniform over finite tokens
     assert kept_set(out, 1) == {0, 2}
     assert torch.isfinite(out[kept(out)]).all()
     assert (out[0, 0] >= out[0, 1]).item()
@@ -203,17 +212,24 @@ def test_calibrated_epsilon_extreme_power_laws():
     Before the fix, a = -10, b = 0.01 raised OverflowError when the batch was built.
     """
     z = torch.tensor([[2.0, 1.0, 0.0, -1.0]])
-    huge = CalibratedEpsilon(a=-10.0, b=0.01, c=0.05)   # eps = 10 ** 870: nothing passes
+    huge = CalibratedEpsilon(a=-10.0, b=0.01, c=0.05)  # eps = 10 ** 870: nothing passes
     assert huge.epsilon == math.inf
     assert kept_set(process_logits(z, SamplerSpec(calibrated_epsilon=huge))) == {0}
-    tiny = CalibratedEpsilon(a=400.0, b=1.0, c=0.05)    # eps = 5e-402: everything passes
+    tiny = CalibratedEpsilon(a=400.0, b=1.0, c=0.05)  # eps = 5e-402: everything passes
     assert tiny.epsilon == pytest.approx(0.0, abs=1e-300)
     assert kept_set(process_logits(z, SamplerSpec(calibrated_epsilon=tiny))) == {0, 1, 2, 3}
 
 
 # ----------------------------------------------------------------- shape, dtype
-@pytest.mark.parametrize("dtype,out_dtype", [(torch.float32, torch.float32), (torch.float16, torch.float32),
-                                             (torch.bfloat16, torch.float32), (torch.float64, torch.float64)])
+@pytest.mark.parametrize(
+    "dtype,out_dtype",
+    [
+        (torch.float32, torch.float32),
+        (torch.float16, torch.float32),
+        (torch.bfloat16, torch.float32),
+        (torch.float64, torch.float64),
+    ],
+)
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_output_shape_and_dtype(dtype, out_dtype, spec):
     g = torch.Generator().manual_seed(2)

@@ -32,7 +32,8 @@ from sss.samplers import EDT, CalibratedEpsilon, SamplerBatch, SamplerSpec, appl
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or kernels._triton() is None,
-    reason="needs a CUDA GPU and Triton (the kernels' path); scripts/gpu-tests.sh runs it on one")
+    reason="needs a CUDA GPU and Triton (the kernels' path); scripts/gpu-tests.sh runs it on one",
+)
 
 SPECS = {
     "none": SamplerSpec(),
@@ -54,8 +55,17 @@ SPECS = {
     "calibrated_epsilon": SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=-0.506, b=0.795, c=0.05)),
     "confidence_bin": SamplerSpec(confidence_bin=5),
     "stack:min_p+greedy_threshold": SamplerSpec(min_p=0.1, greedy_threshold=0.3),
-    "stack:all": SamplerSpec(temperature=1.3, top_k=40, top_p=0.8, min_p=0.001, epsilon=1e-6, eta=1e-5,
-                             greedy_threshold=0.05, calibrated_topk=(50,) * 10, confidence_bin=2),
+    "stack:all": SamplerSpec(
+        temperature=1.3,
+        top_k=40,
+        top_p=0.8,
+        min_p=0.001,
+        epsilon=1e-6,
+        eta=1e-5,
+        greedy_threshold=0.05,
+        calibrated_topk=(50,) * 10,
+        confidence_bin=2,
+    ),
     "stack:edt+top_p+eta": SamplerSpec(edt=EDT(), top_p=0.7, eta=0.001),
 }
 KINDS = ("random", "peaked", "tied", "sparse", "adversarial")
@@ -90,8 +100,8 @@ def make_rows(kind: str, rows: int, vocab: int, seed: int) -> torch.Tensor:
         z = torch.randint(0, 5, (rows, vocab), generator=g).float() * 1.5
     elif kind == "sparse":  # mostly -inf (a grammar mask), some rows with a single finite token
         z[torch.rand(rows, vocab, generator=g) < 0.97] = -math.inf
-        z[:: 3, :] = -math.inf
-        z[:: 3, 0] = 1.0
+        z[::3, :] = -math.inf
+        z[::3, 0] = 1.0
     elif kind == "adversarial":
         pick = torch.arange(rows) % 8
         z[pick == 0] = float("nan")
@@ -128,8 +138,9 @@ def compare(z: torch.Tensor, specs: list[SamplerSpec], label: str) -> int:
     # NaN threshold (log(0) + inf for an unused rule) and returns the row all -inf; the kernels
     # keep the overflowed tokens (as for +inf logits). Such rows are checked for that, not compared.
     zf = z.float()
-    t = torch.tensor([1.0 if s.is_greedy or s.edt is not None else s.temperature for s in specs],
-                     device=z.device).unsqueeze(1)
+    t = torch.tensor(
+        [1.0 if s.is_greedy or s.edt is not None else s.temperature for s in specs], device=z.device
+    ).unsqueeze(1)
     overflow = (torch.isfinite(zf) & torch.isinf(zf / t)).any(dim=1)
     if overflow.any():
         assert (kk[overflow].sum(dim=1) >= 1).all(), label
@@ -155,20 +166,24 @@ def compare(z: torch.Tensor, specs: list[SamplerSpec], label: str) -> int:
             mass = torch.softmax(srt, dim=0).cumsum(0)
             n_small = int(min(kk[r].sum(), kr[r].sum()))
             near = n_small >= 1 and mass[n_small - 1].item() >= p - 1e-5
-        assert near, (f"{label} row {r} ({specs[r].enabled()}): kernel keeps {int(kk[r].sum())}, "
-                      f"torch {int(kr[r].sum())}; lowest kept {lo_k} vs {lo_r}")
+        assert near, (
+            f"{label} row {r} ({specs[r].enabled()}): kernel keeps {int(kk[r].sum())}, "
+            f"torch {int(kr[r].sum())}; lowest kept {lo_k} vs {lo_r}"
+        )
     return len(bad)
 
 
 SMALL = [(1, 1), (5, 1), (3, 7), (33, 1000)]
 # the large shapes take one dtype per kind (rotating), to keep the device time short
-LARGE = [((64, 32000), KINDS[i], DTYPES[i % 3]) for i in range(len(KINDS))] + \
-        [((1024, 4096), KINDS[i], DTYPES[(i + 1) % 3]) for i in range(len(KINDS))]
+LARGE = [((64, 32000), KINDS[i], DTYPES[i % 3]) for i in range(len(KINDS))] + [
+    ((1024, 4096), KINDS[i], DTYPES[(i + 1) % 3]) for i in range(len(KINDS))
+]
 CASES = [(shape, kind, dtype) for shape in SMALL for kind in KINDS for dtype in DTYPES] + LARGE
 
 
-@pytest.mark.parametrize(("shape", "kind", "dtype"), CASES,
-                         ids=[f"B{s[0]}xV{s[1]}-{k}-{str(d).split('.')[-1]}" for s, k, d in CASES])
+@pytest.mark.parametrize(
+    ("shape", "kind", "dtype"), CASES, ids=[f"B{s[0]}xV{s[1]}-{k}-{str(d).split('.')[-1]}" for s, k, d in CASES]
+)
 def test_every_rule_matches_torch(shape, kind, dtype):
     rows, vocab = shape
     z = make_rows(kind, rows, vocab, seed=rows * 7919 + vocab).to("cuda", dtype)
@@ -180,15 +195,25 @@ def test_every_rule_matches_torch(shape, kind, dtype):
     assert tolerated <= max(2, rows * len(SPECS) // 200), f"{tolerated} boundary rows"
 
 
-@pytest.mark.parametrize("shape", [(1, 151936), (64, 151936), (2, 262144), (7, 262143)],
-                         ids=lambda s: f"B{s[0]}xV{s[1]}")
+@pytest.mark.parametrize(
+    "shape", [(1, 151936), (64, 151936), (2, 262144), (7, 262143)], ids=lambda s: f"B{s[0]}xV{s[1]}"
+)
 @pytest.mark.parametrize("kind", ["random", "peaked", "tied", "adversarial"])
 def test_large_vocab(shape, kind):
     rows, vocab = shape
     dtype = DTYPES[(vocab + len(kind)) % 3]
     z = make_rows(kind, rows, vocab, seed=vocab + rows).to("cuda", dtype)
-    for name in ("top_k=20", "top_k=3000", "top_p=0.9", "top_p=0.999", "min_p", "eta", "edt",
-                 "calibrated_topk", "stack:all"):
+    for name in (
+        "top_k=20",
+        "top_k=3000",
+        "top_p=0.9",
+        "top_p=0.999",
+        "min_p",
+        "eta",
+        "edt",
+        "calibrated_topk",
+        "stack:all",
+    ):
         compare(z, [SPECS[name]] * rows, f"{name} {kind} {shape}")
     mixed = list(SPECS.values())
     compare(z, [mixed[i % len(mixed)] for i in range(rows)], f"mixed {kind} {shape}")

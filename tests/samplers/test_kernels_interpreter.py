@@ -54,7 +54,8 @@ SCRIPT = textwrap.dedent("""
 def test_kernels_match_torch_in_triton_interpreter():
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(root)}
-    proc = subprocess.run([sys.executable, "-W", "ignore", "-c", SCRIPT], cwd=root, env=env,
-                          capture_output=True, text=True, timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", SCRIPT], cwd=root, env=env, capture_output=True, text=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "all equal" in proc.stdout

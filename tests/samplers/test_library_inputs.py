@@ -25,13 +25,16 @@ def test_arrays_and_other_kinds_are_refused_by_name(value):
         SamplerSpec(min_p=value)
 
 
-@pytest.mark.parametrize("logits, words", [
-    (np.zeros((1, 3), dtype=np.float32), "ndarray"),
-    ([[0.0, 1.0]], "list"),
-    (None, "NoneType"),
-    (torch.zeros(1, 3, dtype=torch.int64), "torch.int64"),
-    (torch.zeros(1, 3, dtype=torch.bool), "torch.bool"),
-])
+@pytest.mark.parametrize(
+    "logits, words",
+    [
+        (np.zeros((1, 3), dtype=np.float32), "ndarray"),
+        ([[0.0, 1.0]], "list"),
+        (None, "NoneType"),
+        (torch.zeros(1, 3, dtype=torch.int64), "torch.int64"),
+        (torch.zeros(1, 3, dtype=torch.bool), "torch.bool"),
+    ],
+)
 def test_non_float_logits_are_refused(logits, words):
     with pytest.raises(TypeError, match="floating-point torch.Tensor") as info:
         process_logits(logits, SamplerSpec())

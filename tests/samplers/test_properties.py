@@ -20,8 +20,17 @@ from sss.samplers import EDT, CalibratedEpsilon, SamplerSpec, process_logits
 NEG_INF = float("-inf")
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-TRUNCATION_RULES = ("top_k", "top_p", "min_p", "epsilon", "eta", "greedy_threshold",
-                    "calibrated_topk", "calibrated_epsilon", "confidence_bin")
+TRUNCATION_RULES = (
+    "top_k",
+    "top_p",
+    "min_p",
+    "epsilon",
+    "eta",
+    "greedy_threshold",
+    "calibrated_topk",
+    "calibrated_epsilon",
+    "confidence_bin",
+)
 
 
 @st.composite
@@ -59,8 +68,7 @@ def base_specs(draw):
     if kind == "greedy":
         return {"greedy": True}
     if kind == "edt":
-        return {"edt": EDT(n=draw(st.floats(0.05, 3.0)), theta=draw(st.floats(0.0, 3.0)),
-                           t0=draw(st.floats(0.1, 3.0)))}
+        return {"edt": EDT(n=draw(st.floats(0.05, 3.0)), theta=draw(st.floats(0.0, 3.0)), t0=draw(st.floats(0.1, 3.0)))}
     return {}
 
 
@@ -88,8 +96,7 @@ def rule_values(draw, bins):
         elif name == "calibrated_topk":
             out[name] = tuple(draw(st.lists(k, min_size=bins, max_size=bins)))
         elif name == "calibrated_epsilon":
-            out[name] = CalibratedEpsilon(a=draw(st.floats(-2, 2)), b=draw(st.floats(0.1, 3)),
-                                          c=draw(st.floats(0, 1)))
+            out[name] = CalibratedEpsilon(a=draw(st.floats(-2, 2)), b=draw(st.floats(0.1, 3)), c=draw(st.floats(0, 1)))
         elif name == "confidence_bin":
             out[name] = draw(st.integers(1, bins))
     return out
@@ -143,8 +150,8 @@ def test_mixed_batch_equals_row_by_row(data):
     specs = [build(*data.draw(spec_parts())) for _ in range(logits.shape[0])]
     out = process_logits(logits, specs)
     for i, spec in enumerate(specs):
-        alone = process_logits(logits[i:i + 1], spec)
-        assert torch.equal(out[i:i + 1], alone), f"row {i} depends on the other rows ({spec})"
+        alone = process_logits(logits[i : i + 1], spec)
+        assert torch.equal(out[i : i + 1], alone), f"row {i} depends on the other rows ({spec})"
 
 
 @SETTINGS

@@ -46,10 +46,8 @@ WARPERS = {
     "top_k": (lambda x: TopKLogitsWarper(top_k=x, min_tokens_to_keep=1), [1, 7, 50, 999]),
     "top_p": (lambda x: TopPLogitsWarper(top_p=x, min_tokens_to_keep=1), [0.05, 0.5, 0.9, 0.99]),
     "min_p": (lambda x: MinPLogitsWarper(min_p=x, min_tokens_to_keep=1), [0.0, 0.01, 0.1, 0.5, 1.0]),
-    "epsilon": (lambda x: EpsilonLogitsWarper(epsilon=x, min_tokens_to_keep=1),
-                [1e-4, 1e-3, 0.02, 0.9]),
-    "eta": (lambda x: EtaLogitsWarper(epsilon=x, min_tokens_to_keep=1, device="cpu"),
-            [1e-4, 3e-4, 1e-3, 0.02, 0.5]),
+    "epsilon": (lambda x: EpsilonLogitsWarper(epsilon=x, min_tokens_to_keep=1), [1e-4, 1e-3, 0.02, 0.9]),
+    "eta": (lambda x: EtaLogitsWarper(epsilon=x, min_tokens_to_keep=1, device="cpu"), [1e-4, 3e-4, 1e-3, 0.02, 0.5]),
 }
 
 
@@ -126,14 +124,20 @@ def test_truncation_matches_reference(rule, seed, vocab):
 def test_mixed_batch_rows_match_reference(seed, vocab):
     """Different rules and temperatures in one batch, each row against its own reference."""
     logits = random_logits(seed, vocab)
-    rows = [("top_k", 7, 0.6), ("top_p", 0.9, 1.7), ("min_p", 0.05, 1.0),
-            ("epsilon", 3e-4, 0.6), ("eta", 1e-3, 1.7), ("top_p", 0.5, 1.0)]
+    rows = [
+        ("top_k", 7, 0.6),
+        ("top_p", 0.9, 1.7),
+        ("min_p", 0.05, 1.0),
+        ("epsilon", 3e-4, 0.6),
+        ("eta", 1e-3, 1.7),
+        ("top_p", 0.5, 1.0),
+    ]
     specs = [SamplerSpec(temperature=t, **{rule: x}) for rule, x, t in rows]
     ours = process_logits(logits, specs)
     for i, (rule, x, t) in enumerate(rows):
-        ref = hf(logits[i:i + 1], t, WARPERS[rule][0](x))
-        assert_same_kept(ours[i:i + 1], ref, f"row {i}: {rule}={x} T={t}")
-        assert_values_are_logits_over_t(ours[i:i + 1], logits[i:i + 1], t)
+        ref = hf(logits[i : i + 1], t, WARPERS[rule][0](x))
+        assert_same_kept(ours[i : i + 1], ref, f"row {i}: {rule}={x} T={t}")
+        assert_values_are_logits_over_t(ours[i : i + 1], logits[i : i + 1], t)
 
 
 STACKS = [

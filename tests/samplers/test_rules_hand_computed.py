@@ -39,9 +39,9 @@ def tempered(probs, t):
     return [x / sum(w) for x in w]
 
 
-P5 = [0.5, 0.2, 0.15, 0.1, 0.05]          # sums to 1
-DYADIC = [0.5, 0.25, 0.125, 0.125]        # exact in binary: thresholds can be hit exactly
-SHUFFLED = [0.1, 0.4, 0.2, 0.3]           # argmax not at index 0
+P5 = [0.5, 0.2, 0.15, 0.1, 0.05]  # sums to 1
+DYADIC = [0.5, 0.25, 0.125, 0.125]  # exact in binary: thresholds can be hit exactly
+SHUFFLED = [0.1, 0.4, 0.2, 0.3]  # argmax not at index 0
 
 
 # ----------------------------------------------------------------- temperature
@@ -61,8 +61,9 @@ def test_temperature_one_is_identity():
     assert torch.equal(process_logits(z, SamplerSpec()), z)
 
 
-@pytest.mark.parametrize("spec", [SamplerSpec(temperature=0), SamplerSpec(greedy=True),
-                                  SamplerSpec(greedy=True, temperature=0.5)])
+@pytest.mark.parametrize(
+    "spec", [SamplerSpec(temperature=0), SamplerSpec(greedy=True), SamplerSpec(greedy=True, temperature=0.5)]
+)
 def test_temperature_zero_and_greedy_keep_only_the_argmax(spec):
     z = torch.tensor([[0.1, 3.0, 2.9, -1.0, 2.99]])
     out = process_logits(z, spec)
@@ -81,8 +82,8 @@ def test_top_k():
     assert run(SHUFFLED, top_k=2) == {1, 3}
     assert run(SHUFFLED, top_k=3) == {1, 3, 2}
     assert run(SHUFFLED, top_k=4) == {0, 1, 2, 3}
-    assert run(SHUFFLED, top_k=100) == {0, 1, 2, 3}   # k > V: no restriction
-    assert run(SHUFFLED, top_k=0) == {0, 1, 2, 3}     # 0 means off
+    assert run(SHUFFLED, top_k=100) == {0, 1, 2, 3}  # k > V: no restriction
+    assert run(SHUFFLED, top_k=0) == {0, 1, 2, 3}  # 0 means off
 
 
 def test_top_k_keeps_every_token_tied_at_the_kth_value():
@@ -97,9 +98,9 @@ def test_top_k_keeps_every_token_tied_at_the_kth_value():
 # ----------------------------------------------------------------------- top_p
 def test_top_p_includes_the_token_that_crosses_p():
     # sorted: 0.4 (token 1), 0.3 (token 3), 0.2 (token 2), 0.1 (token 0)
-    assert run(SHUFFLED, top_p=0.3) == {1}            # 0.4 already reaches 0.3
-    assert run(SHUFFLED, top_p=0.5) == {1, 3}         # 0.4 < 0.5, 0.7 crosses
-    assert run(SHUFFLED, top_p=0.75) == {1, 3, 2}     # 0.7 < 0.75, 0.9 crosses
+    assert run(SHUFFLED, top_p=0.3) == {1}  # 0.4 already reaches 0.3
+    assert run(SHUFFLED, top_p=0.5) == {1, 3}  # 0.4 < 0.5, 0.7 crosses
+    assert run(SHUFFLED, top_p=0.75) == {1, 3, 2}  # 0.7 < 0.75, 0.9 crosses
     assert run(SHUFFLED, top_p=0.95) == {0, 1, 2, 3}
     assert run(SHUFFLED, top_p=1.0) == {0, 1, 2, 3}
 
@@ -108,7 +109,7 @@ def test_top_p_mass_exactly_reaching_p_stops_there():
     # cumulative masses 0.5, 0.75, 0.875, 1 are exact in binary
     assert run(DYADIC, top_p=0.5) == {0}
     assert run(DYADIC, top_p=0.75) == {0, 1}
-    assert run(DYADIC, top_p=0.76) == {0, 1, 2, 3}    # crossing token 2 ties with token 3
+    assert run(DYADIC, top_p=0.76) == {0, 1, 2, 3}  # crossing token 2 ties with token 3
 
 
 def test_top_p_keeps_ties_at_the_cut():
@@ -117,7 +118,7 @@ def test_top_p_keeps_ties_at_the_cut():
 
 
 def test_top_p_after_temperature():
-    cold = tempered(DYADIC, 0.5)                      # (0.7273, 0.1818, 0.0455, 0.0455)
+    cold = tempered(DYADIC, 0.5)  # (0.7273, 0.1818, 0.0455, 0.0455)
     assert cold[0] > 0.7 > DYADIC[0]
     assert run(DYADIC, top_p=0.7) == {0, 1}
     assert run(DYADIC, top_p=0.7, temperature=0.5) == {0}
@@ -126,16 +127,16 @@ def test_top_p_after_temperature():
 # ----------------------------------------------------------------------- min_p
 def test_min_p():
     # p_max = 0.5
-    assert run(P5, min_p=0.35) == {0, 1}              # p >= 0.175
-    assert run(P5, min_p=0.25) == {0, 1, 2}           # p >= 0.125
-    assert run(P5, min_p=0.15) == {0, 1, 2, 3}        # p >= 0.075
+    assert run(P5, min_p=0.35) == {0, 1}  # p >= 0.175
+    assert run(P5, min_p=0.25) == {0, 1, 2}  # p >= 0.125
+    assert run(P5, min_p=0.15) == {0, 1, 2, 3}  # p >= 0.075
     assert run(P5, min_p=0.0) == {0, 1, 2, 3, 4}
     assert run(P5, min_p=1.0) == {0}
-    assert run(DYADIC, min_p=0.25) == {0, 1, 2, 3}    # p >= 0.125 exactly: ties at the threshold kept
+    assert run(DYADIC, min_p=0.25) == {0, 1, 2, 3}  # p >= 0.125 exactly: ties at the threshold kept
 
 
 def test_min_p_after_temperature():
-    hot = tempered(P5, 2.0)                           # p ~ sqrt(p)
+    hot = tempered(P5, 2.0)  # p ~ sqrt(p)
     threshold = 0.35 * max(hot)
     expected = {i for i, p in enumerate(hot) if p >= threshold}
     assert expected == {0, 1, 2, 3}
@@ -149,7 +150,7 @@ def test_epsilon():
     assert run(P5, epsilon=0.01) == {0, 1, 2, 3, 4}
     assert run(P5, epsilon=0.0) == {0, 1, 2, 3, 4}
     assert run(DYADIC, epsilon=0.125) == {0, 1, 2, 3}  # p == eps is kept
-    assert run(P5, epsilon=0.6) == {0}                 # nothing passes: the argmax stays
+    assert run(P5, epsilon=0.6) == {0}  # nothing passes: the argmax stays
     assert run(SHUFFLED, epsilon=0.6) == {1}
 
 
@@ -158,21 +159,21 @@ def test_eta_uses_the_entropy():
     h = entropy(P5)
     assert h == pytest.approx(1.33314, abs=1e-4)
     eps = 0.12
-    eta = min(eps, math.sqrt(eps) * math.exp(-h))    # = 0.0913: the entropy term wins
+    eta = min(eps, math.sqrt(eps) * math.exp(-h))  # = 0.0913: the entropy term wins
     assert eta == pytest.approx(0.09133, abs=1e-4)
     assert run(P5, eta=eps) == {i for i, p in enumerate(P5) if p >= eta} == {0, 1, 2, 3}
-    assert run(P5, epsilon=eps) == {0, 1, 2}          # plain epsilon at the same eps differs
+    assert run(P5, epsilon=eps) == {0, 1, 2}  # plain epsilon at the same eps differs
 
 
 def test_eta_on_a_peaked_distribution_is_capped_at_eps():
     peaked = [0.9, 0.05, 0.03, 0.02]
-    h = entropy(peaked)                                # 0.428
+    h = entropy(peaked)  # 0.428
     eps = 0.04
-    eta = min(eps, math.sqrt(eps) * math.exp(-h))      # sqrt term 0.130 > eps: eta = eps
+    eta = min(eps, math.sqrt(eps) * math.exp(-h))  # sqrt term 0.130 > eps: eta = eps
     assert eta == eps
     assert run(peaked, eta=eps) == {0, 1}
     eps = 0.3
-    eta = min(eps, math.sqrt(eps) * math.exp(-h))      # 0.357 capped at 0.3
+    eta = min(eps, math.sqrt(eps) * math.exp(-h))  # 0.357 capped at 0.3
     assert run(peaked, eta=eps) == {i for i, p in enumerate(peaked) if p >= eta} == {0}
 
 
@@ -183,7 +184,7 @@ def test_eta_entropy_is_measured_after_temperature(t, eps):
     eta_raw = min(eps, math.sqrt(eps) * math.exp(-entropy(P5)))
     expected = {i for i, p in enumerate(scaled) if p >= eta_scaled}
     wrong = {i for i, p in enumerate(scaled) if p >= eta_raw}
-    assert expected != wrong                           # the case tells the two apart
+    assert expected != wrong  # the case tells the two apart
     assert run(P5, eta=eps, temperature=t) == expected
 
 
@@ -206,11 +207,10 @@ def test_edt_temperature_follows_the_formula_and_varies_with_entropy(n, theta, t
     out = process_logits(z, SamplerSpec(edt=EDT(n=n, theta=theta, t0=t0)))
     t_flat = edt_temperature(flat, n, theta, t0)
     t_peaked = edt_temperature(peaked, n, theta, t0)
-    assert abs(t_flat - t_peaked) > 0.05              # the formula itself differs by row
+    assert abs(t_flat - t_peaked) > 0.05  # the formula itself differs by row
     for row, t in ((0, t_flat), (1, t_peaked)):
-        assert kept(out, row) == set(range(5))        # EDT itself truncates nothing
-        torch.testing.assert_close(out[row].to(torch.float64), z[row].to(torch.float64) / t,
-                                   rtol=1e-5, atol=1e-5)
+        assert kept(out, row) == set(range(5))  # EDT itself truncates nothing
+        torch.testing.assert_close(out[row].to(torch.float64), z[row].to(torch.float64) / t, rtol=1e-5, atol=1e-5)
     assert implied_temperature(z[0], out[0]) == pytest.approx(t_flat, rel=1e-5)
     assert implied_temperature(z[1], out[1]) == pytest.approx(t_peaked, rel=1e-5)
     # not clamped to a constant T0 (the fault of the paper's code)
@@ -231,7 +231,7 @@ def test_edt_theta_zero_is_constant_t0():
 
 
 def test_edt_stacks_with_truncation_on_the_edt_distribution():
-    t = edt_temperature(P5, 0.5, 1.0, 1.0)            # 0.5 ** (1/1.333) = 0.595
+    t = edt_temperature(P5, 0.5, 1.0, 1.0)  # 0.5 ** (1/1.333) = 0.595
     cold = tempered(P5, t)
     expected = {i for i, p in enumerate(cold) if p >= 0.1}
     assert expected != {i for i, p in enumerate(P5) if p >= 0.1}
@@ -240,11 +240,11 @@ def test_edt_stacks_with_truncation_on_the_edt_distribution():
 
 # ------------------------------------------------------------ greedy_threshold
 def test_greedy_threshold():
-    probs = [0.5, 0.3, 0.2]                            # p_max = 0.5
+    probs = [0.5, 0.3, 0.2]  # p_max = 0.5
     z = logits_of(probs)
-    assert run(probs, greedy_threshold=0.6) == {0}     # 0.5 < 0.6: greedy
+    assert run(probs, greedy_threshold=0.6) == {0}  # 0.5 < 0.6: greedy
     out = process_logits(z, SamplerSpec(greedy_threshold=0.4))
-    assert torch.equal(out, z)                         # 0.5 >= 0.4: untouched
+    assert torch.equal(out, z)  # 0.5 >= 0.4: untouched
     assert run(probs, greedy_threshold=0.0) == {0, 1, 2}
     assert run(probs, greedy_threshold=1.0) == {0}
 
@@ -288,7 +288,7 @@ ROW_BIN4 = [0.35, 0.2, 0.12, 0.09, 0.07, 0.05, 0.04, 0.03, 0.02, 0.015, 0.01, 0.
 ROW_BIN9 = [0.85, 0.05, 0.03, 0.02, 0.015, 0.01, 0.008, 0.006, 0.005, 0.003, 0.002, 0.001]
 ROW_BIN1 = [0.05 + 0.0004 * i for i in range(12)]  # nearly flat; argmax is token 11
 ROW_BIN1 = [p / sum(ROW_BIN1) for p in ROW_BIN1]
-KS = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2)              # bin 1 first: k_m = 12 - m
+KS = (11, 10, 9, 8, 7, 6, 5, 4, 3, 2)  # bin 1 first: k_m = 12 - m
 
 
 def top_ranks(probs, k):
@@ -338,11 +338,11 @@ CAL_ROW = [0.4, 0.2, 0.15, 0.1, 0.06, 0.045, 0.025, 0.02]
 
 def test_calibrated_epsilon_power_law():
     a, b, c = 0.3, 1.2, 0.05
-    expected = {i for i, p in enumerate(CAL_ROW) if 10 ** a * p ** b >= c}
+    expected = {i for i, p in enumerate(CAL_ROW) if 10**a * p**b >= c}
     assert expected == {0, 1, 2, 3, 4}
     assert run(CAL_ROW, calibrated_epsilon=CalibratedEpsilon(a=a, b=b, c=c)) == expected
     # a stricter c, and a mapping instead of the dataclass
-    expected = {i for i, p in enumerate(CAL_ROW) if 10 ** a * p ** b >= 0.2}
+    expected = {i for i, p in enumerate(CAL_ROW) if 10**a * p**b >= 0.2}
     assert expected == {0, 1, 2}
     assert run(CAL_ROW, calibrated_epsilon={"a": a, "b": b, "c": 0.2}) == expected
     # c = 0: every token passes
@@ -351,7 +351,7 @@ def test_calibrated_epsilon_power_law():
 
 def test_calibrated_epsilon_equals_epsilon_sampling():
     cal = CalibratedEpsilon(a=0.5, b=1.5, c=0.02)
-    eps = (0.02 / 10 ** 0.5) ** (1 / 1.5)              # 0.0342
+    eps = (0.02 / 10**0.5) ** (1 / 1.5)  # 0.0342
     assert cal.epsilon == pytest.approx(eps, rel=1e-12)
     assert 0 < eps < 1
     g = torch.Generator().manual_seed(5)
@@ -380,14 +380,14 @@ def test_confidence_bin_samples_only_inside_bin_m():
 # --------------------------------------------------------------------- stacking
 def test_min_p_plus_greedy_threshold():
     probs = [0.5, 0.3, 0.15, 0.05]
-    assert run(probs, min_p=0.2) == {0, 1, 2}                         # p >= 0.1
-    assert run(probs, min_p=0.2, greedy_threshold=0.4) == {0, 1, 2}   # 0.5 >= 0.4: no restriction
-    assert run(probs, min_p=0.2, greedy_threshold=0.6) == {0}         # 0.5 < 0.6: greedy
+    assert run(probs, min_p=0.2) == {0, 1, 2}  # p >= 0.1
+    assert run(probs, min_p=0.2, greedy_threshold=0.4) == {0, 1, 2}  # 0.5 >= 0.4: no restriction
+    assert run(probs, min_p=0.2, greedy_threshold=0.6) == {0}  # 0.5 < 0.6: greedy
 
 
 def test_top_k_plus_top_p_on_one_distribution():
     probs = [0.4, 0.3, 0.2, 0.1]
-    assert run(probs, top_k=3, top_p=0.6) == {0, 1}    # top-p {0, 1} & top-k {0, 1, 2}
+    assert run(probs, top_k=3, top_p=0.6) == {0, 1}  # top-p {0, 1} & top-k {0, 1, 2}
     assert run(probs, top_k=1, top_p=0.9) == {0}
     # renormalising after top-k=2 would give (0.571, 0.429) and top-p(0.5) = {0};
     # on one distribution top-p(0.5) = {0, 1}
@@ -415,16 +415,14 @@ def test_stack_with_temperature_and_many_rules():
     t = 0.8
     p = tempered(P5, t)
     pmax = max(p)
-    expected = {i for i, q in enumerate(p)
-                if q >= 0.1 * pmax and q >= 0.04}          # min_p and epsilon
-    expected &= top_ranks(p, 3)                            # top_k
+    expected = {i for i, q in enumerate(p) if q >= 0.1 * pmax and q >= 0.04}  # min_p and epsilon
+    expected &= top_ranks(p, 3)  # top_k
     assert expected == {0, 1, 2}
     assert run(P5, temperature=t, min_p=0.1, epsilon=0.04, top_k=3, greedy_threshold=0.3) == expected
 
 
 def test_mixed_batch_each_row_its_own_rules():
     z = logits_of(P5, P5, P5, P5)
-    specs = [SamplerSpec(top_k=2), SamplerSpec(min_p=0.25), SamplerSpec(epsilon=0.06),
-             SamplerSpec(greedy=True)]
+    specs = [SamplerSpec(top_k=2), SamplerSpec(min_p=0.25), SamplerSpec(epsilon=0.06), SamplerSpec(greedy=True)]
     out = process_logits(z, specs)
     assert [kept(out, i) for i in range(4)] == [{0, 1}, {0, 1, 2}, {0, 1, 2, 3}, {0}]

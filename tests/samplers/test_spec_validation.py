@@ -3,6 +3,7 @@ whose message names the parameter, the value and the allowed range."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -53,8 +54,13 @@ BAD = [
     ({"calibrated_topk": (1, 2, 3, 0, 5, 6, 7, 8, 9, 10)}, "calibrated_topk", "0", ">= 1"),
     ({"calibrated_topk": (1, 2, 3), "bins": 4}, "calibrated_topk", "[1, 2, 3]", "4"),
     ({"calibrated_topk": "abcdefghij"}, "calibrated_topk", "'abcdefghij'", ">= 1"),
-    ({"calibrated_topk": (1,) * 10, "calibrated_topk_order": "reversed"}, "calibrated_topk_order",
-     "'reversed'", "low_first", "high_first"),
+    (
+        {"calibrated_topk": (1,) * 10, "calibrated_topk_order": "reversed"},
+        "calibrated_topk_order",
+        "'reversed'",
+        "low_first",
+        "high_first",
+    ),
     ({"bins": 0}, "bins", "0", ">= 1"),
     ({"edt": EDT(), "temperature": 0.7}, "temperature", "0.7", "1.0", "edt"),
     ({"edt": {"n": 0.8, "theta": 1.0, "t0": 1.0}, "temperature": 0.0}, "temperature", "0.0", "edt"),
@@ -71,8 +77,11 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("kwargs,parameter,value,bounds", [(b[0], b[1], b[2], b[3:]) for b in BAD],
-                         ids=[f"{'+'.join(b[0])}={b[2]}" for b in BAD])
+@pytest.mark.parametrize(
+    "kwargs,parameter,value,bounds",
+    [(b[0], b[1], b[2], b[3:]) for b in BAD],
+    ids=[f"{'+'.join(b[0])}={b[2]}" for b in BAD],
+)
 def test_bad_value_is_rejected_with_a_helpful_message(kwargs, parameter, value, bounds):
     with pytest.raises(SamplerConfigError) as info:
         SamplerSpec(**kwargs)
@@ -116,8 +125,7 @@ BAD_CALIBRATED = [
 ]
 
 
-@pytest.mark.parametrize("kwargs,parameter,value,bound", BAD_CALIBRATED,
-                         ids=[f"{b[1]}={b[2]}" for b in BAD_CALIBRATED])
+@pytest.mark.parametrize("kwargs,parameter,value,bound", BAD_CALIBRATED, ids=[f"{b[1]}={b[2]}" for b in BAD_CALIBRATED])
 def test_bad_calibrated_epsilon(kwargs, parameter, value, bound):
     with pytest.raises(SamplerConfigError) as info:
         CalibratedEpsilon(**kwargs)
@@ -137,7 +145,7 @@ def test_unknown_key_in_mapping():
         SamplerSpec.from_mapping({"top_p": 0.9, "top_q": 0.9})
     message = str(info.value)
     assert "top_q" in message
-    assert "top_p" in message and "min_p" in message   # lists the valid names
+    assert "top_p" in message and "min_p" in message  # lists the valid names
 
 
 def test_unknown_nested_key_in_mapping():
@@ -159,14 +167,24 @@ def test_bad_value_through_mapping():
 
 
 def test_mapping_builds_the_same_spec():
-    spec = SamplerSpec.from_mapping({
-        "name": "kitchen_sink", "temperature": 0.7, "top_k": 40, "top_p": None, "min_p": 0.05,
-        "calibrated_topk": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
-        "calibrated_epsilon": {"a": 0.3, "b": 1.2, "c": 0.05},
-    })
-    assert spec == SamplerSpec(temperature=0.7, top_k=40, min_p=0.05,
-                               calibrated_topk=(1, 1, 2, 2, 3, 3, 4, 4, 5, 5),
-                               calibrated_epsilon=CalibratedEpsilon(a=0.3, b=1.2, c=0.05))
+    spec = SamplerSpec.from_mapping(
+        {
+            "name": "kitchen_sink",
+            "temperature": 0.7,
+            "top_k": 40,
+            "top_p": None,
+            "min_p": 0.05,
+            "calibrated_topk": [1, 1, 2, 2, 3, 3, 4, 4, 5, 5],
+            "calibrated_epsilon": {"a": 0.3, "b": 1.2, "c": 0.05},
+        }
+    )
+    assert spec == SamplerSpec(
+        temperature=0.7,
+        top_k=40,
+        min_p=0.05,
+        calibrated_topk=(1, 1, 2, 2, 3, 3, 4, 4, 5, 5),
+        calibrated_epsilon=CalibratedEpsilon(a=0.3, b=1.2, c=0.05),
+    )
     assert spec.top_p is None
     assert SamplerSpec.from_mapping({"edt": {"n": 0.5}}).edt == EDT(n=0.5)
 
@@ -179,17 +197,39 @@ def test_top_k_zero_means_off():
     assert torch.equal(process_logits(z, spec), z)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"min_p": 0}, {"min_p": 0.0}, {"min_p": 1}, {"top_p": 1}, {"top_p": 1.0}, {"top_p": 1e-9},
-    {"epsilon": 0}, {"eta": 0}, {"epsilon": 0.999}, {"greedy_threshold": 0}, {"greedy_threshold": 1},
-    {"temperature": 0}, {"temperature": 1e-3}, {"temperature": 100}, {"top_k": 1}, {"top_k": 10 ** 6},
-    {"top_k": 3.0}, {"confidence_bin": 1}, {"confidence_bin": 10}, {"confidence_bin": 1, "bins": 1},
-    {"calibrated_topk": [1] * 10}, {"calibrated_topk": (7,), "bins": 1},
-    {"calibrated_topk": (5, 4, 3), "bins": 3, "calibrated_topk_order": "high_first"},
-    {"edt": EDT(n=1e-6, theta=0.0, t0=1e-6)}, {"edt": {"n": 5.0}}, {"edt": EDT(), "temperature": 1},
-    {"calibrated_epsilon": CalibratedEpsilon(a=-3.0, b=1e-3, c=0.0)},
-    {"calibrated_epsilon": {"a": 2, "b": 1, "c": 1}},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"min_p": 0},
+        {"min_p": 0.0},
+        {"min_p": 1},
+        {"top_p": 1},
+        {"top_p": 1.0},
+        {"top_p": 1e-9},
+        {"epsilon": 0},
+        {"eta": 0},
+        {"epsilon": 0.999},
+        {"greedy_threshold": 0},
+        {"greedy_threshold": 1},
+        {"temperature": 0},
+        {"temperature": 1e-3},
+        {"temperature": 100},
+        {"top_k": 1},
+        {"top_k": 10**6},
+        {"top_k": 3.0},
+        {"confidence_bin": 1},
+        {"confidence_bin": 10},
+        {"confidence_bin": 1, "bins": 1},
+        {"calibrated_topk": [1] * 10},
+        {"calibrated_topk": (7,), "bins": 1},
+        {"calibrated_topk": (5, 4, 3), "bins": 3, "calibrated_topk_order": "high_first"},
+        {"edt": EDT(n=1e-6, theta=0.0, t0=1e-6)},
+        {"edt": {"n": 5.0}},
+        {"edt": EDT(), "temperature": 1},
+        {"calibrated_epsilon": CalibratedEpsilon(a=-3.0, b=1e-3, c=0.0)},
+        {"calibrated_epsilon": {"a": 2, "b": 1, "c": 1}},
+    ],
+)
 def test_valid_edge_values_are_accepted(kwargs):
     spec = SamplerSpec(**kwargs)
     z = torch.randn(3, 20)
@@ -206,5 +246,5 @@ def test_valid_values_are_normalised():
 
 def test_spec_is_immutable():
     spec = SamplerSpec(top_k=3)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         spec.top_k = 4  # type: ignore[misc]

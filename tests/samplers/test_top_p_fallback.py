@@ -108,7 +108,7 @@ def test_flat_distribution_needs_the_full_sort(monkeypatch):
     """A near-uniform row over a big vocabulary passes both candidate stages to the sort."""
     spy = StageSpy(monkeypatch)
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(2, 60000, generator=g) * 0.01           # top 16384 of 60000 hold ~27 %
+    z = torch.randn(2, 60000, generator=g) * 0.01  # top 16384 of 60000 hold ~27 %
     out = process_logits(z, SamplerSpec(top_p=0.9))
     assert [c[0] for c in spy.calls] == ["topk", "topk", "sort"]
     assert spy.calls[-1][1] == 2
@@ -131,7 +131,7 @@ def test_rows_go_to_the_stage_they_need(monkeypatch, p):
     needs = [1, 8, 9, 64, 65, 300]
     z = torch.stack([row_needing(n, vocab, p) for n in needs])
     ref = full_sort_reference(z, p)
-    assert ref.sum(-1).tolist() == needs                    # the rows are what they claim
+    assert ref.sum(-1).tolist() == needs  # the rows are what they claim
     spy = StageSpy(monkeypatch)
     out = process_logits(z, SamplerSpec(top_p=p))
     assert torch.equal(kept(out), ref)
@@ -142,7 +142,7 @@ def test_rows_go_to_the_stage_they_need(monkeypatch, p):
 def test_no_fallback_when_candidates_suffice(monkeypatch):
     spy = StageSpy(monkeypatch)
     g = torch.Generator().manual_seed(1)
-    z = torch.randn(8, 50000, generator=g) * 8.0            # peaked: top_p = 0.9 within ~100 tokens
+    z = torch.randn(8, 50000, generator=g) * 8.0  # peaked: top_p = 0.9 within ~100 tokens
     out = process_logits(z, SamplerSpec(top_p=0.9))
     assert spy.calls == [("topk", 8, 1024)]
     assert torch.equal(kept(out), full_sort_reference(z, 0.9))
@@ -164,7 +164,7 @@ def test_masked_vocabulary_does_not_fall_back(monkeypatch):
     z = torch.full((2, 5000), NEG_INF)
     z[0, [3, 70, 900, 4000, 4999]] = torch.tensor([1.0, 0.5, 0.25, 0.0, -1.0])
     z[1, :10] = torch.linspace(0, -3, 10)
-    p = 0.99999994                                           # the largest float32 below 1
+    p = 0.99999994  # the largest float32 below 1
     out = process_logits(z, SamplerSpec(top_p=p))
     assert spy.calls == [("topk", 2, 1024)]
     assert torch.equal(kept(out), z > NEG_INF)
@@ -177,12 +177,12 @@ def test_ties_at_the_cut_beyond_the_candidates_are_kept(monkeypatch):
     monkeypatch.setattr(rules, "TOP_P_CANDIDATES", (4, 16))
     z = torch.full((1, 200), -5.0)
     z[0, 50] = 3.0
-    z[0, 100:120] = 1.0                                      # the tied group
+    z[0, 100:120] = 1.0  # the tied group
     probs = torch.softmax(z[0].double(), -1)
-    p = float(probs[50] + 0.5 * probs[100])                 # crossed by the first tied token
+    p = float(probs[50] + 0.5 * probs[100])  # crossed by the first tied token
     spy = StageSpy(monkeypatch)
     out = process_logits(z, SamplerSpec(top_p=p))
-    assert spy.calls == [("topk", 1, 4)]                     # settled by the candidates
+    assert spy.calls == [("topk", 1, 4)]  # settled by the candidates
     assert kept(out)[0].nonzero().flatten().tolist() == [50, *range(100, 120)]
     assert torch.equal(kept(out), full_sort_reference(z, p))
 
@@ -191,13 +191,13 @@ def test_ties_across_the_candidate_boundary_when_falling_back(monkeypatch):
     """The candidates end inside a tied group that does not reach p: the next stage decides."""
     monkeypatch.setattr(rules, "TOP_P_CANDIDATES", (4, 16))
     z = torch.full((1, 200), -2.0)
-    z[0, :10] = 1.0                                          # 10 tied, the candidates see 4
+    z[0, :10] = 1.0  # 10 tied, the candidates see 4
     z[0, 10:40] = 0.0
     probs = torch.softmax(z[0].double(), -1)
-    p = float(probs[:10].sum() + 8.5 * probs[10])           # crossed by the 19th token, inside the 0.0 group
+    p = float(probs[:10].sum() + 8.5 * probs[10])  # crossed by the 19th token, inside the 0.0 group
     spy = StageSpy(monkeypatch)
     out = process_logits(z, SamplerSpec(top_p=p))
-    assert [c[0] for c in spy.calls] == ["topk", "topk", "sort"]   # 16 candidates fall short too
+    assert [c[0] for c in spy.calls] == ["topk", "topk", "sort"]  # 16 candidates fall short too
     assert kept(out)[0].sum() == 40
     assert torch.equal(kept(out), full_sort_reference(z, p))
 
@@ -219,19 +219,25 @@ def test_mixed_batch_gathers_only_top_p_rows(monkeypatch):
     monkeypatch.setattr(rules, "TOP_P_CANDIDATES", (8, 64))
     g = torch.Generator().manual_seed(3)
     z = torch.randn(7, 512, generator=g) * torch.tensor([[0.1], [4.0], [1.0], [0.1], [6.0], [1.0], [0.5]])
-    z[5] = NEG_INF                                           # an all -inf row with top_p
-    specs = [SamplerSpec(top_p=0.9), SamplerSpec(min_p=0.1), SamplerSpec(top_p=0.5, temperature=0.7),
-             SamplerSpec(edt=EDT()), SamplerSpec(top_p=0.95, top_k=5), SamplerSpec(top_p=0.3),
-             SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=-0.5, b=0.8))]
+    z[5] = NEG_INF  # an all -inf row with top_p
+    specs = [
+        SamplerSpec(top_p=0.9),
+        SamplerSpec(min_p=0.1),
+        SamplerSpec(top_p=0.5, temperature=0.7),
+        SamplerSpec(edt=EDT()),
+        SamplerSpec(top_p=0.95, top_k=5),
+        SamplerSpec(top_p=0.3),
+        SamplerSpec(calibrated_epsilon=CalibratedEpsilon(a=-0.5, b=0.8)),
+    ]
     spy = StageSpy(monkeypatch)
     out = process_logits(z, specs)
     top_p_calls = [c for c in spy.calls if c[2] in (8, 64, 512)]
-    assert top_p_calls[0] == ("topk", 4, 8)                  # rows 0, 2, 4, 5 only
+    assert top_p_calls[0] == ("topk", 4, 8)  # rows 0, 2, 4, 5 only
     for i, spec in enumerate(specs):
-        assert torch.equal(out[i:i + 1], process_logits(z[i:i + 1], spec)), i
+        assert torch.equal(out[i : i + 1], process_logits(z[i : i + 1], spec)), i
     assert not kept(out[5]).any()
     for i, p, t in [(0, 0.9, 1.0), (2, 0.5, 0.7)]:
-        assert torch.equal(kept(out[i:i + 1]), full_sort_reference(z[i:i + 1] / t, p))
+        assert torch.equal(kept(out[i : i + 1]), full_sort_reference(z[i : i + 1] / t, p))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
@@ -261,10 +267,18 @@ def test_nan_and_pos_inf_rows_with_fallback(monkeypatch):
 
 # ------------------------------------------------------------------ batch facts
 def specs_mix() -> list[SamplerSpec]:
-    return [SamplerSpec(), SamplerSpec(top_p=0.9), SamplerSpec(top_p=1.0), SamplerSpec(top_p=0.9999999999),
-            SamplerSpec(top_k=7), SamplerSpec(top_k=3, top_p=0.5, temperature=0.0),
-            SamplerSpec(calibrated_topk=(1, 2, 9), bins=3), SamplerSpec(greedy_threshold=0.3),
-            SamplerSpec(edt=EDT(n=0.5)), SamplerSpec(min_p=0.1, top_p=0.8)]
+    return [
+        SamplerSpec(),
+        SamplerSpec(top_p=0.9),
+        SamplerSpec(top_p=1.0),
+        SamplerSpec(top_p=0.9999999999),
+        SamplerSpec(top_k=7),
+        SamplerSpec(top_k=3, top_p=0.5, temperature=0.0),
+        SamplerSpec(calibrated_topk=(1, 2, 9), bins=3),
+        SamplerSpec(greedy_threshold=0.3),
+        SamplerSpec(edt=EDT(n=0.5)),
+        SamplerSpec(min_p=0.1, top_p=0.8),
+    ]
 
 
 def test_batch_facts_match_the_columns():
@@ -274,7 +288,7 @@ def test_batch_facts_match_the_columns():
     # top_p = 1 and 0.9999999999 (1.0 in float32) are off, as the float32 column says
     assert facts.top_p_count == 3
     assert facts.top_p_rows.tolist() == (batch.top_p < 1).nonzero().flatten().tolist() == [1, 5, 9]
-    assert facts.rank_k == 9 and facts.rank_rows.tolist() == [4, 6]   # row 5 is greedy: k = 1
+    assert facts.rank_k == 9 and facts.rank_rows.tolist() == [4, 6]  # row 5 is greedy: k = 1
     assert facts.rank_possible and facts.truncates
     derived = dataclasses.replace(batch, facts=None).host_facts()
     assert derived.top_p_count == facts.top_p_count and derived.rank_k == facts.rank_k

@@ -15,9 +15,16 @@ import yaml
 from . import aime, arith, bbh, gsm8k, mmlu_pro
 from .common import TaskAdapter, TaskConfigError
 
-TASKS: dict[str, TaskAdapter] = {adapter.name: adapter for adapter in (
-    arith.ADAPTER, gsm8k.ADAPTER, bbh.ADAPTER, mmlu_pro.ADAPTER, *aime.ADAPTERS,
-)}
+TASKS: dict[str, TaskAdapter] = {
+    adapter.name: adapter
+    for adapter in (
+        arith.ADAPTER,
+        gsm8k.ADAPTER,
+        bbh.ADAPTER,
+        mmlu_pro.ADAPTER,
+        *aime.ADAPTERS,
+    )
+}
 
 __all__ = ["TASKS", "TaskAdapter", "TaskConfigError", "lm_eval_configs", "write_task_yamls"]
 

@@ -13,7 +13,8 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import yaml
 
@@ -60,16 +61,18 @@ def run_settings(task_cfg: dict) -> dict[str, Any]:
     return {
         "num_fewshot": task_cfg["num_fewshot"],
         "repeats": task_cfg["repeats"],
-        "generation_kwargs": {"until": list(task_cfg["stop"]),
-                              "max_gen_toks": task_cfg["max_gen_toks"]},
+        "generation_kwargs": {"until": list(task_cfg["stop"]), "max_gen_toks": task_cfg["max_gen_toks"]},
     }
 
 
 def local_dataset(path: Path, split: str = "test", **loader_kwargs: Any) -> dict[str, Any]:
     """lm-eval dataset keys that read one local file as `split` (no hub access)."""
     builder = LOCAL_BUILDERS[path.suffix.lower()]
-    return {"dataset_path": builder, "dataset_name": None,
-            "dataset_kwargs": {"data_files": {split: str(path.resolve())}, **loader_kwargs}}
+    return {
+        "dataset_path": builder,
+        "dataset_name": None,
+        "dataset_kwargs": {"data_files": {split: str(path.resolve())}, **loader_kwargs},
+    }
 
 
 def local_file(task_cfg: dict, default_name: str | None = None) -> Path | None:
@@ -119,8 +122,11 @@ class TaskAdapter:
         if data_dir is not None and not Path(str(data_dir)).expanduser().is_dir():
             raise bad("data_dir", data_dir, "an existing local folder")
         if self.max_fewshot is not None and task_cfg["num_fewshot"] > self.max_fewshot:
-            raise bad("num_fewshot", task_cfg["num_fewshot"],
-                      f"at most {self.max_fewshot} (the exemplars task {self.name} has)")
+            raise bad(
+                "num_fewshot",
+                task_cfg["num_fewshot"],
+                f"at most {self.max_fewshot} (the exemplars task {self.name} has)",
+            )
         self.check(task_cfg)
 
 
@@ -150,8 +156,7 @@ def check_data_file(key: str, path: Path, required: tuple[str, ...]) -> None:
     for number, row in enumerate(rows, 1):
         missing = [name for name in required if not isinstance(row, dict) or row.get(name) in (None, "")]
         if missing:
-            raise bad(key, shown, f"documents with the fields {list(required)}: document {number} "
-                      f"lacks {missing}")
+            raise bad(key, shown, f"documents with the fields {list(required)}: document {number} lacks {missing}")
 
 
 def _json_rows(key: str, path: Path) -> list[Any]:

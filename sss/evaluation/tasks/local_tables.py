@@ -26,8 +26,11 @@ def read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
         table = pcsv.read_csv(path)
     elif suffix in (".jsonl", ".json"):
         text = path.read_text(encoding="utf-8")
-        rows = json.loads(text) if text.lstrip().startswith("[") else \
-            [json.loads(line) for line in text.splitlines() if line.strip()]
+        rows = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
         table = pa.Table.from_pylist(rows)
     else:
         raise ValueError(f"{path}: expected a .parquet, .csv, .jsonl or .json file")

@@ -18,12 +18,12 @@ from ..batch import MIN_TEMPERATURE, SamplerBatch
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 # launch shapes (H200-tuned; see benchmarks/bench_process_logits.py and docs/kernels.md)
-STATS_BLOCK = 2048      # elements per program step in the statistics pass
-STATS_PROGRAMS = 1024   # aim for about this many (row, chunk) programs in that pass
-MAX_CHUNKS = 128        # chunks per row at most (one compiled size for the partials' reduction)
-SELECT_BLOCK = 4096     # elements per step of a row's selection passes (one program per row)
-MASK_BLOCK = 4096       # elements per program of the output pass
-SPLIT_ROUNDS = 2        # selection rounds split over a row's programs before one program finishes it
+STATS_BLOCK = 2048  # elements per program step in the statistics pass
+STATS_PROGRAMS = 1024  # aim for about this many (row, chunk) programs in that pass
+MAX_CHUNKS = 128  # chunks per row at most (one compiled size for the partials' reduction)
+SELECT_BLOCK = 4096  # elements per step of a row's selection passes (one program per row)
+MASK_BLOCK = 4096  # elements per program of the output pass
+SPLIT_ROUNDS = 2  # selection rounds split over a row's programs before one program finishes it
 
 
 @lru_cache(maxsize=1)
@@ -43,12 +43,19 @@ def enabled() -> bool:
 
 
 def usable(logits: torch.Tensor) -> bool:
-    return (logits.is_cuda and logits.dtype in DTYPES and logits.dim() == 2 and logits.numel() > 0
-            and enabled() and _triton() is not None)
+    return (
+        logits.is_cuda
+        and logits.dtype in DTYPES
+        and logits.dim() == 2
+        and logits.numel() > 0
+        and enabled()
+        and _triton() is not None
+    )
 
 
-def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | None = None,
-                     cap: int | None = None) -> torch.Tensor:
+def apply_rules_cuda(
+    logits: torch.Tensor, batch: SamplerBatch, *, bins: int | None = None, cap: int | None = None
+) -> torch.Tensor:
     """`apply_rules` by the kernels: float32 [B, V] output, no host synchronisation.
 
     ``bins`` / ``cap`` (powers of two) override the selection's histogram size and candidate
@@ -85,7 +92,7 @@ def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | N
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
-        sel_pf, sel_p, sel_mx, sel_win, cand = f_views[n_parts + 1:]
+        sel_pf, sel_p, sel_mx, sel_win, cand = f_views[n_parts + 1 :]
         sel_pi = i_views[n_parts + 1]
         sel_s, sel_k = _carve(torch.float64, [rows, rows], dev)
         sel_k = sel_k.view(torch.int64)
@@ -95,31 +102,169 @@ def apply_rules_cuda(logits: torch.Tensor, batch: SamplerBatch, *, bins: int | N
         sel_pf = sel_p = sel_mx = sel_win = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
     grid = (rows, chunks)
     stride = logits.stride(0)
-    _launch(k._partial_stats, grid, logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], rows, chunks,
-            int(has_edt), BLOCK=STATS_BLOCK, num_warps=8)
+    _launch(
+        k._partial_stats,
+        grid,
+        logits,
+        stride,
+        vocab,
+        chunk,
+        fp,
+        bp,
+        parts[0],
+        counts[0],
+        rows,
+        chunks,
+        int(has_edt),
+        BLOCK=STATS_BLOCK,
+        num_warps=8,
+    )
     if has_edt:
-        _launch(k._edt_stats, grid, logits, stride, vocab, chunk, fp, bp, parts[0], counts[0], parts[1],
-                counts[1], rows, chunks, CB=MAX_CHUNKS, BLOCK=STATS_BLOCK, num_warps=8)
-    _launch(k._finish_rows, (rows,), vocab, parts[-1], counts[-1], parts[0], counts[0], rows, chunks, fp, ip, bp,
-            ks_stride, res, flag, sel_k, sel_p, sel_mx, sel_s, int(has_edt), int(has_bins),
-            CB=MAX_CHUNKS, SELECT=select, num_warps=4)
+        _launch(
+            k._edt_stats,
+            grid,
+            logits,
+            stride,
+            vocab,
+            chunk,
+            fp,
+            bp,
+            parts[0],
+            counts[0],
+            parts[1],
+            counts[1],
+            rows,
+            chunks,
+            CB=MAX_CHUNKS,
+            BLOCK=STATS_BLOCK,
+            num_warps=8,
+        )
+    _launch(
+        k._finish_rows,
+        (rows,),
+        vocab,
+        parts[-1],
+        counts[-1],
+        parts[0],
+        counts[0],
+        rows,
+        chunks,
+        fp,
+        ip,
+        bp,
+        ks_stride,
+        res,
+        flag,
+        sel_k,
+        sel_p,
+        sel_mx,
+        sel_s,
+        int(has_edt),
+        int(has_bins),
+        CB=MAX_CHUNKS,
+        SELECT=select,
+        num_warps=4,
+    )
     if select:
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
         for n, (is_p, rnd) in enumerate((p, r) for p in kinds for r in range(SPLIT_ROUNDS)):
-            zi = zeroed[n * block:(n + 1) * block]
+            zi = zeroed[n * block : (n + 1) * block]
             first, last = rnd == 0, rnd == SPLIT_ROUNDS - 1
-            _launch(k._sel_hist, grid, logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_win, zi,
-                    sel_pf, sel_pi, rows, chunks, int(first), IS_P=is_p, BLOCK=SELECT_BLOCK, NBINS=bins,
-                    num_warps=8)
-            _launch(k._sel_collect, grid, logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s,
-                    sel_win, zi, sel_pf, sel_pi, cand, rows, chunks, int(first), IS_P=is_p, CB=MAX_CHUNKS,
-                    BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=8)
-            _launch(k._sel_resolve, (rows,), logits, stride, vocab, res, flag, sel_k, sel_p, sel_mx, sel_s, sel_win,
-                    zi, sel_pf, sel_pi, cand, rows, chunks, int(first), int(last), IS_P=is_p, CB=MAX_CHUNKS,
-                    BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap, num_warps=16 if cap >= 4096 else 8)
+            _launch(
+                k._sel_hist,
+                grid,
+                logits,
+                stride,
+                vocab,
+                chunk,
+                res,
+                flag,
+                sel_k,
+                sel_p,
+                sel_mx,
+                sel_win,
+                zi,
+                sel_pf,
+                sel_pi,
+                rows,
+                chunks,
+                int(first),
+                IS_P=is_p,
+                BLOCK=SELECT_BLOCK,
+                NBINS=bins,
+                num_warps=8,
+            )
+            _launch(
+                k._sel_collect,
+                grid,
+                logits,
+                stride,
+                vocab,
+                chunk,
+                res,
+                flag,
+                sel_k,
+                sel_p,
+                sel_mx,
+                sel_s,
+                sel_win,
+                zi,
+                sel_pf,
+                sel_pi,
+                cand,
+                rows,
+                chunks,
+                int(first),
+                IS_P=is_p,
+                CB=MAX_CHUNKS,
+                BLOCK=SELECT_BLOCK,
+                NBINS=bins,
+                CAPN=cap,
+                num_warps=8,
+            )
+            _launch(
+                k._sel_resolve,
+                (rows,),
+                logits,
+                stride,
+                vocab,
+                res,
+                flag,
+                sel_k,
+                sel_p,
+                sel_mx,
+                sel_s,
+                sel_win,
+                zi,
+                sel_pf,
+                sel_pi,
+                cand,
+                rows,
+                chunks,
+                int(first),
+                int(last),
+                IS_P=is_p,
+                CB=MAX_CHUNKS,
+                BLOCK=SELECT_BLOCK,
+                NBINS=bins,
+                CAPN=cap,
+                num_warps=16 if cap >= 4096 else 8,
+            )
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
-    _launch(k._mask, (rows, triton.cdiv(vocab, MASK_BLOCK)), logits, stride, out, out.stride(0), vocab, res, flag,
-            rows, BLOCK=MASK_BLOCK, num_warps=8)
+    _launch(
+        k._mask,
+        (rows, triton.cdiv(vocab, MASK_BLOCK)),
+        logits,
+        stride,
+        out,
+        out.stride(0),
+        vocab,
+        res,
+        flag,
+        rows,
+        BLOCK=MASK_BLOCK,
+        num_warps=8,
+    )
     return out
 
 
@@ -135,7 +280,7 @@ def _carve(dtype: torch.dtype, sizes: list[int], dev: torch.device) -> list[torc
         starts.append(total)
         total += -(-n // per) * per
     buf = torch.empty(total, dtype=dtype, device=dev)
-    return [buf[a:a + n] for a, n in zip(starts, sizes)]
+    return [buf[a : a + n] for a, n in zip(starts, sizes)]
 
 
 # Triton's generic launch binds and specialises every argument on each call (tens of us of host
@@ -145,8 +290,12 @@ _COMPILED: dict[tuple, object] = {}
 
 
 def _launch(kernel, grid, *args, num_warps, **constexprs):
-    key = (kernel, num_warps, *constexprs.items(),
-           *((a.dtype, a.data_ptr() % 16 == 0) for a in args if isinstance(a, torch.Tensor)))
+    key = (
+        kernel,
+        num_warps,
+        *constexprs.items(),
+        *((a.dtype, a.data_ptr() % 16 == 0) for a in args if isinstance(a, torch.Tensor)),
+    )
     compiled = _COMPILED.get(key)
     if compiled is None:
         _COMPILED[key] = kernel[grid](*args, **constexprs, num_warps=num_warps)

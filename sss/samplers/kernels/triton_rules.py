@@ -42,22 +42,32 @@ import triton.language as tl
 # histogram bins (0: above the window, 1..NB-2: the window, NB-1: below it) and the candidate
 # buffer per row; the environment variables are for tuning runs of the benchmark
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
-CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))   # elements sorted in registers at the end
+CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
 SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
 # globals a kernel reads must be constexpr
-WINDOW = tl.constexpr(16.0)       # first window: [max - WINDOW, max] in (scaled) logit units
-MAX_ROUNDS = tl.constexpr(256)    # rounds per target (a guard: each one narrows the window; most rows need 1)
+WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
+MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(1e-5)  # must equal sss.samplers.batch.MIN_TEMPERATURE (checked in __init__)
 # Per-row parameters arrive packed as SamplerBatch.from_specs lays them out (one [n, B] block per
 # dtype): float32 columns, int64 columns (then the Calibrated-TopK ks, [B, bins]), bool columns.
 F_TEMPERATURE, F_EDT_N, F_EDT_THETA, F_EDT_T0, F_TOP_P = (tl.constexpr(i) for i in range(5))
 F_MIN_P, F_EPSILON, F_ETA, F_CAL_LOG_EPS, F_GREEDY_THRESHOLD = (tl.constexpr(i) for i in range(5, 10))
-F_COLUMNS = ("temperature", "edt_n", "edt_theta", "edt_t0", "top_p", "min_p", "epsilon", "eta",
-             "calibrated_log_eps", "greedy_threshold")
+F_COLUMNS = (
+    "temperature",
+    "edt_n",
+    "edt_theta",
+    "edt_t0",
+    "top_p",
+    "min_p",
+    "epsilon",
+    "eta",
+    "calibrated_log_eps",
+    "greedy_threshold",
+)
 I_TOP_K, I_CONF_BIN, I_BINS, I_KS = (tl.constexpr(i) for i in range(4))
 I_COLUMNS = ("top_k", "confidence_bin", "bins")
-B_COLUMNS = ("greedy", "edt_on")      # bool: greedy at row, edt_on at B + row
+B_COLUMNS = ("greedy", "edt_on")  # bool: greedy at row, edt_on at B + row
 
 
 @triton.jit
@@ -106,8 +116,7 @@ def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constex
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt"])
-def _partial_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, B, C, has_edt,
-                   BLOCK: tl.constexpr):
+def _partial_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, B, C, has_edt, BLOCK: tl.constexpr):
     row = tl.program_id(0)
     c = tl.program_id(1)
     t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
@@ -170,8 +179,22 @@ def _row_stats(part_ptr, pn_ptr, row, B, C, CB: tl.constexpr):
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C"])
-def _edt_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, qart_ptr, qn_ptr, B, C,
-               CB: tl.constexpr, BLOCK: tl.constexpr):
+def _edt_stats(
+    z_ptr,
+    stride_z,
+    V,
+    chunk,
+    fp_ptr,
+    bp_ptr,
+    part_ptr,
+    pn_ptr,
+    qart_ptr,
+    qn_ptr,
+    B,
+    C,
+    CB: tl.constexpr,
+    BLOCK: tl.constexpr,
+):
     """Second pass for EDT rows: stats of z / T_edt (other rows copy their first-pass partials)."""
     row = tl.program_id(0)
     c = tl.program_id(1)
@@ -183,8 +206,12 @@ def _edt_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, qart
     nn = tl.load(pn_ptr + o)
     if edt:
         rm, rs, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
-        t = _edt_temperature(h, tl.load(fp_ptr + F_EDT_N * B + row), tl.load(fp_ptr + F_EDT_THETA * B + row),
-                             tl.load(fp_ptr + F_EDT_T0 * B + row))
+        t = _edt_temperature(
+            h,
+            tl.load(fp_ptr + F_EDT_N * B + row),
+            tl.load(fp_ptr + F_EDT_THETA * B + row),
+            tl.load(fp_ptr + F_EDT_T0 * B + row),
+        )
         greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
         if (not greedy) and (not posinf) and (rm > float("-inf")):
             ptr = z_ptr + row.to(tl.int64) * stride_z
@@ -245,8 +272,22 @@ def _scale(hi, lo, NBINS: tl.constexpr):
 
 
 @triton.jit
-def _pick(cand_ptr, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P: tl.constexpr,
-          NBINS: tl.constexpr, CAPN: tl.constexpr):
+def _pick(
+    cand_ptr,
+    n_c,
+    nb,
+    mb,
+    mx,
+    inv_s,
+    target_k,
+    target_p,
+    j_hi,
+    u_lo,
+    l_lo,
+    IS_P: tl.constexpr,
+    NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
+):
     """The threshold from the n_c <= CAPN candidates: the k-th largest (nb values lie above them),
     or the first value whose cumulative mass (mb above them) reaches top_p."""
     caps = tl.arange(0, CAPN)
@@ -274,8 +315,27 @@ def _narrow(u_hi, u_lo, l_hi, l_lo, mb, mu, target_p, IS_P: tl.constexpr):
 
 
 @triton.jit
-def _collect(ptr, start, stop, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand_ptr, n_c, count_ptr,
-             IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+def _collect(
+    ptr,
+    start,
+    stop,
+    V,
+    t,
+    posinf,
+    mx,
+    hi,
+    lo,
+    j_lo,
+    j_hi,
+    j_mid,
+    cand_ptr,
+    n_c,
+    count_ptr,
+    IS_P: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
+):
     """Copy the finite elements of bins j_lo..j_hi in [start, stop) into the candidate buffer (from
     position n_c, or at positions taken from the counter at count_ptr when given), and return the
     count and (top_p) mass relative to exp(mx) before the range, the mass of its upper half (bins <
@@ -322,14 +382,22 @@ def _collect(ptr, start, stop, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand
             pos = first + tl.cumsum(ci, axis=0) - 1
             tl.store(cand_ptr + pos, x, mask=is_c & (pos < CAPN))
             n_c = first + n_here
-    return (tl.sum(cnt_before, axis=0), tl.sum(mass_before.to(tl.float64), axis=0),
-            tl.sum(mass_up.to(tl.float64), axis=0), tl.max(umax, axis=0), tl.min(umin, axis=0),
-            tl.max(lmax, axis=0), tl.min(lmin, axis=0), n_c)
+    return (
+        tl.sum(cnt_before, axis=0),
+        tl.sum(mass_before.to(tl.float64), axis=0),
+        tl.sum(mass_up.to(tl.float64), axis=0),
+        tl.max(umax, axis=0),
+        tl.min(umin, axis=0),
+        tl.max(lmax, axis=0),
+        tl.min(lmin, axis=0),
+        n_c,
+    )
 
 
 @triton.jit
-def _histogram(ptr, start, stop, V, t, posinf, mx, hi, lo, IS_P: tl.constexpr, BLOCK: tl.constexpr,
-               NBINS: tl.constexpr):
+def _histogram(
+    ptr, start, stop, V, t, posinf, mx, hi, lo, IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr
+):
     """Count histogram of [start, stop) over the window [lo, hi], the number of finite elements and
     (top_p) the mass above the window relative to exp(mx)."""
     lanes = tl.arange(0, BLOCK)
@@ -353,8 +421,23 @@ def _histogram(ptr, start, stop, V, t, posinf, mx, hi, lo, IS_P: tl.constexpr, B
 
 
 @triton.jit
-def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, IS_P: tl.constexpr, cand_ptr, hi, lo,
-            BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+def _select(
+    ptr,
+    V,
+    t,
+    posinf,
+    mx,
+    ssum,
+    target_k,
+    target_p,
+    IS_P: tl.constexpr,
+    cand_ptr,
+    hi,
+    lo,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
+):
     """Exact k-th largest scaled logit (IS_P False) or the top_p cut (IS_P True) of one row, by one
     program, starting from the window [lo, hi]: the fallback of `_sel_resolve` for rows whose
     first round left too many candidates (ties, dense rows)."""
@@ -369,11 +452,13 @@ def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, IS_P: tl.constexpr,
         if (not IS_P) and (target_k > n_finite):
             done = 1  # fewer finite logits than k: no restriction
         else:
-            nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(ptr, 0, V, V, t, posinf, mx, hi, lo, j_lo, j_hi,
-                                                               j_mid, cand_ptr, 0, None, IS_P, BLOCK, NBINS, CAPN)
+            nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
+                ptr, 0, V, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand_ptr, 0, None, IS_P, BLOCK, NBINS, CAPN
+            )
             if n_c <= CAPN:
-                result = _pick(cand_ptr, n_c, nb, mb * inv_s, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo,
-                               IS_P, NBINS, CAPN)
+                result = _pick(
+                    cand_ptr, n_c, nb, mb * inv_s, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN
+                )
                 done = 1
             else:
                 hi, lo = _narrow(u_hi, u_lo, l_hi, l_lo, mb * inv_s, mu * inv_s, target_p, IS_P)
@@ -389,6 +474,7 @@ def _select(ptr, V, t, posinf, mx, ssum, target_k, target_p, IS_P: tl.constexpr,
 # done), the scaled max, the float64 normaliser and the window of the next round. Workspace per
 # round: a zeroed [B, NBINS + 1] block (histogram and candidate counter) and float / int
 # partials per (row, program).
+
 
 @triton.jit
 def _sel_target(sel_k, sel_p, row, IS_P: tl.constexpr):
@@ -411,8 +497,27 @@ def _sel_window(sel_mx, sel_win, row, B, first):
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
-def _sel_hist(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_win, zi_ptr, pf_ptr,
-              pi_ptr, B, C, first, IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr):
+def _sel_hist(
+    z_ptr,
+    stride_z,
+    V,
+    chunk,
+    res_ptr,
+    flag_ptr,
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_win,
+    zi_ptr,
+    pf_ptr,
+    pi_ptr,
+    B,
+    C,
+    first,
+    IS_P: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+):
     row = tl.program_id(0)
     c = tl.program_id(1)
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
@@ -421,8 +526,9 @@ def _sel_hist(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx
         t = tl.load(res_ptr + B + row)
         posinf = tl.load(flag_ptr + row) != 0
         start = c * chunk
-        h, m_above, n_fin = _histogram(z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t,
-                                       posinf, mx, hi, lo, IS_P, BLOCK, NBINS)
+        h, m_above, n_fin = _histogram(
+            z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS
+        )
         tl.atomic_add(zi_ptr + row * (NBINS + 1) + tl.arange(0, NBINS), h, sem="relaxed")
         o = row * C + c
         tl.store(pf_ptr + o, m_above.to(tl.float32))
@@ -430,8 +536,23 @@ def _sel_hist(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx
 
 
 @triton.jit
-def _sel_range(sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first,
-               IS_P: tl.constexpr, CB: tl.constexpr, NBINS: tl.constexpr):
+def _sel_range(
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_s,
+    sel_win,
+    zi_ptr,
+    pf_ptr,
+    pi_ptr,
+    row,
+    B,
+    C,
+    first,
+    IS_P: tl.constexpr,
+    CB: tl.constexpr,
+    NBINS: tl.constexpr,
+):
     """What every program of a row derives alike from the round's histogram."""
     _, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
     mx, hi, lo = _sel_window(sel_mx, sel_win, row, B, first)
@@ -449,23 +570,63 @@ def _sel_range(sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
-def _sel_collect(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr,
-                 pf_ptr, pi_ptr, cand_ptr, B, C, first, IS_P: tl.constexpr, CB: tl.constexpr,
-                 BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+def _sel_collect(
+    z_ptr,
+    stride_z,
+    V,
+    chunk,
+    res_ptr,
+    flag_ptr,
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_s,
+    sel_win,
+    zi_ptr,
+    pf_ptr,
+    pi_ptr,
+    cand_ptr,
+    B,
+    C,
+    first,
+    IS_P: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
+):
     row = tl.program_id(0)
     c = tl.program_id(1)
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         tk, tp, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS)
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS
+        )
         if not few:
             t = tl.load(res_ptr + B + row)
             posinf = tl.load(flag_ptr + row) != 0
             start = c * chunk
             nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
-                z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo,
-                j_lo, j_hi, j_mid, cand_ptr + row.to(tl.int64) * CAPN, 0, zi_ptr + row * (NBINS + 1) + NBINS,
-                IS_P, BLOCK, NBINS, CAPN)
+                z_ptr + row.to(tl.int64) * stride_z,
+                start,
+                start + chunk,
+                V,
+                t,
+                posinf,
+                mx,
+                hi,
+                lo,
+                j_lo,
+                j_hi,
+                j_mid,
+                cand_ptr + row.to(tl.int64) * CAPN,
+                0,
+                zi_ptr + row * (NBINS + 1) + NBINS,
+                IS_P,
+                BLOCK,
+                NBINS,
+                CAPN,
+            )
             o = row * C + c
             n = B * C
             tl.store(pi_ptr + n + o, nb)
@@ -478,14 +639,37 @@ def _sel_collect(z_ptr, stride_z, V, chunk, res_ptr, flag_ptr, sel_k, sel_p, sel
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "B", "C", "first", "last"])
-def _sel_resolve(z_ptr, stride_z, V, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr,
-                 pi_ptr, cand_ptr, B, C, first, last, IS_P: tl.constexpr,
-                 CB: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr, CAPN: tl.constexpr):
+def _sel_resolve(
+    z_ptr,
+    stride_z,
+    V,
+    res_ptr,
+    flag_ptr,
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_s,
+    sel_win,
+    zi_ptr,
+    pf_ptr,
+    pi_ptr,
+    cand_ptr,
+    B,
+    C,
+    first,
+    last,
+    IS_P: tl.constexpr,
+    CB: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
+):
     row = tl.program_id(0)
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS)
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS
+        )
         result = float("-inf")
         done = True
         if not few:
@@ -503,8 +687,9 @@ def _sel_resolve(z_ptr, stride_z, V, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, se
             n_c = tl.load(zi_ptr + row * (NBINS + 1) + NBINS)
             cand = cand_ptr + row.to(tl.int64) * CAPN
             if (n_c <= SMALL_CAP) & (n_c <= CAPN):  # the usual case: sort a short buffer
-                result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS,
-                               SMALL_CAP)
+                result = _pick(
+                    cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, SMALL_CAP
+                )
             elif n_c <= CAPN:
                 result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN)
             else:
@@ -514,8 +699,23 @@ def _sel_resolve(z_ptr, stride_z, V, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, se
                 elif last != 0:
                     t = tl.load(res_ptr + B + row)
                     posinf = tl.load(flag_ptr + row) != 0
-                    result = _select(z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, 1.0 / inv_s,
-                                     target_k, target_p, IS_P, cand, hi, lo, BLOCK, NBINS, CAPN)
+                    result = _select(
+                        z_ptr + row.to(tl.int64) * stride_z,
+                        V,
+                        t,
+                        posinf,
+                        mx,
+                        1.0 / inv_s,
+                        target_k,
+                        target_p,
+                        IS_P,
+                        cand,
+                        hi,
+                        lo,
+                        BLOCK,
+                        NBINS,
+                        CAPN,
+                    )
                 else:  # another split round over the narrower window
                     tl.store(sel_win + row, hi)
                     tl.store(sel_win + B + row, lo)
@@ -529,9 +729,29 @@ def _sel_resolve(z_ptr, stride_z, V, res_ptr, flag_ptr, sel_k, sel_p, sel_mx, se
 
 
 @triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins"])
-def _finish_rows(V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, fp_ptr, ip_ptr, bp_ptr,
-                 calk_stride, res_ptr, flag_out, sel_k, sel_p, sel_mx, sel_s, has_edt, has_bins,
-                 CB: tl.constexpr, SELECT: tl.constexpr):
+def _finish_rows(
+    V,
+    part_ptr,
+    pn_ptr,
+    rart_ptr,
+    rn_ptr,
+    B,
+    C,
+    fp_ptr,
+    ip_ptr,
+    bp_ptr,
+    calk_stride,
+    res_ptr,
+    flag_out,
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_s,
+    has_edt,
+    has_bins,
+    CB: tl.constexpr,
+    SELECT: tl.constexpr,
+):
     row = tl.program_id(0)
     mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
     t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
@@ -541,8 +761,12 @@ def _finish_rows(V, part_ptr, pn_ptr, rart_ptr, rn_ptr, B, C, fp_ptr, ip_ptr, bp
             # pm.. hold the partials of z / T for EDT rows; T comes from the unscaled ones
             # (rm..), by the same arithmetic as in _edt_stats
             _, _, h0, _ = _row_stats(rart_ptr, rn_ptr, row, B, C, CB)
-            t = _edt_temperature(h0, tl.load(fp_ptr + F_EDT_N * B + row),
-                                 tl.load(fp_ptr + F_EDT_THETA * B + row), tl.load(fp_ptr + F_EDT_T0 * B + row))
+            t = _edt_temperature(
+                h0,
+                tl.load(fp_ptr + F_EDT_N * B + row),
+                tl.load(fp_ptr + F_EDT_THETA * B + row),
+                tl.load(fp_ptr + F_EDT_T0 * B + row),
+            )
             greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
     t = tl.where(greedy, 1.0, t)
     all_neginf = mx == float("-inf")

@@ -22,9 +22,13 @@ DATA_FILE = f"one data file ({', '.join(sorted(LOCAL_BUILDERS))}) with fields pr
 
 def data_dir_files(data_dir: Path) -> list[Path]:
     """The data files of a local AIME folder: at its top level, or in data/ like many hub repos."""
-    return sorted(path for folder in (data_dir, data_dir / "data") if folder.is_dir()
-                  for path in folder.iterdir()
-                  if path.is_file() and path.suffix.lower() in LOCAL_BUILDERS)
+    return sorted(
+        path
+        for folder in (data_dir, data_dir / "data")
+        if folder.is_dir()
+        for path in folder.iterdir()
+        if path.is_file() and path.suffix.lower() in LOCAL_BUILDERS
+    )
 
 
 def local_test_file(task_cfg: dict) -> Path | None:
@@ -43,9 +47,11 @@ def check(task_cfg: dict) -> None:
     if task_cfg.get("data_dir"):
         found = data_dir_files(Path(task_cfg["data_dir"]).expanduser().resolve())
         if len(found) != 1:
-            raise bad("data_dir", task_cfg["data_dir"],
-                      f"a folder with {DATA_FILE}, at its top level or in data/; "
-                      f"found {[p.name for p in found] or 'none'}")
+            raise bad(
+                "data_dir",
+                task_cfg["data_dir"],
+                f"a folder with {DATA_FILE}, at its top level or in data/; found {[p.name for p in found] or 'none'}",
+            )
     path = local_test_file(task_cfg)
     if path is None:
         return

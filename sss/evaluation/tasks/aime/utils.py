@@ -30,8 +30,11 @@ def process_docs(dataset):
         raise KeyError(f"an AIME dataset needs fields problem/Problem and answer/Answer; it has {columns}")
 
     def unify(doc, index):
-        return {"id": str(doc[ident]) if ident else str(index),
-                "problem": doc[problem], "answer": str(doc[answer]).strip()}
+        return {
+            "id": str(doc[ident]) if ident else str(index),
+            "problem": doc[problem],
+            "answer": str(doc[answer]).strip(),
+        }
 
     # explicit string features: otherwise a kept column name keeps its type (an int answer)
     features = datasets.Features({name: datasets.Value("string") for name in FIELDS})

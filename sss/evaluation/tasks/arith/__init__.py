@@ -21,8 +21,7 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     from .generate import data_files
 
     generated = data_files(cache_dir)
-    config = {"include": str(HERE / "arith.yaml"), "task": "sss_arith",
-              "dataset_kwargs": {"data_files": generated}}
+    config = {"include": str(HERE / "arith.yaml"), "task": "sss_arith", "dataset_kwargs": {"data_files": generated}}
     if task_cfg.get("data_files"):
         # the user's problems are scored; the generated training split keeps the exemplars
         local = local_dataset(Path(task_cfg["data_files"]).expanduser())
@@ -32,5 +31,4 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     return {"sss_arith": config}
 
 
-ADAPTER = TaskAdapter("arith", "sss.evaluation.tasks.arith.utils", build, check,
-                      max_fewshot=32)
+ADAPTER = TaskAdapter("arith", "sss.evaluation.tasks.arith.utils", build, check, max_fewshot=32)

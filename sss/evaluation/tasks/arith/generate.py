@@ -18,10 +18,42 @@ GENERATOR_VERSION = 1
 SPLIT_SEEDS = {"train": 1_000, "test": 2_000}
 SPLIT_SIZES = {"train": 32, "test": 200}
 
-NAMES = ["Ava", "Ben", "Chloe", "Dev", "Emma", "Farid", "Grace", "Hugo", "Iris", "Jonas",
-         "Kira", "Liam", "Maya", "Noah", "Olga", "Pablo", "Quinn", "Rosa", "Sami", "Tara"]
-THINGS = ["apples", "marbles", "stickers", "books", "pencils", "cookies", "stamps", "shells",
-          "cards", "coins", "eggs", "balloons"]
+NAMES = [
+    "Ava",
+    "Ben",
+    "Chloe",
+    "Dev",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Iris",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sami",
+    "Tara",
+]
+THINGS = [
+    "apples",
+    "marbles",
+    "stickers",
+    "books",
+    "pencils",
+    "cookies",
+    "stamps",
+    "shells",
+    "cards",
+    "coins",
+    "eggs",
+    "balloons",
+]
 CONTAINERS = ["bags", "boxes", "jars", "baskets", "packs"]
 
 
@@ -48,8 +80,10 @@ def _problem(rng: random.Random) -> dict:
             count, size = rng.randint(2, 5), rng.randint(2, 6)
             box = rng.choice(CONTAINERS)
             text.append(f"Then {name} buys {count} {box} with {size} {thing} in each.")
-            steps.append(f"The {box} hold {count} * {size} = {count * size} {thing}, "
-                         f"so {name} has {value} + {count * size} = {value + count * size}.")
+            steps.append(
+                f"The {box} hold {count} * {size} = {count * size} {thing}, "
+                f"so {name} has {value} + {count * size} = {value + count * size}."
+            )
             value += count * size
         else:
             text.append(f"Then the number of {thing} {name} has doubles.")

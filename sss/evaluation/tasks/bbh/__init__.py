@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..common import TaskAdapter, bad, lm_eval_task_file, local_dataset, paper_includes, read_lm_eval_yaml, \
-    run_settings
+from ..common import TaskAdapter, bad, lm_eval_task_file, local_dataset, paper_includes, read_lm_eval_yaml, run_settings
 
 HERE = Path(__file__).resolve().parent
 PROMPTS = HERE / "cot-prompts"
@@ -81,8 +80,11 @@ def task_file(data_dir: Path, subtask: str) -> Path | None:
 
 def check(task_cfg: dict) -> None:
     if task_cfg.get("data_files"):
-        raise bad("data_files", task_cfg["data_files"],
-                  "null: BBH is 27 files; set task.data_dir to a folder laid out like the BBH repository")
+        raise bad(
+            "data_files",
+            task_cfg["data_files"],
+            "null: BBH is 27 files; set task.data_dir to a folder laid out like the BBH repository",
+        )
     chosen = task_cfg.get("subtasks")
     if chosen is not None:
         if not isinstance(chosen, list) or not chosen or not all(isinstance(s, str) for s in chosen):
@@ -94,9 +96,12 @@ def check(task_cfg: dict) -> None:
         data_dir = Path(task_cfg["data_dir"]).expanduser().resolve()
         missing = [s for s in subtasks(task_cfg) if task_file(data_dir, s) is None]
         if missing:
-            raise bad("data_dir", task_cfg["data_dir"],
-                      f"a BBH folder with <task>.json in bbh/, tasks/ or the folder itself; "
-                      f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+            raise bad(
+                "data_dir",
+                task_cfg["data_dir"],
+                f"a BBH folder with <task>.json in bbh/, tasks/ or the folder itself; "
+                f"missing {missing[:3]}{' ...' if len(missing) > 3 else ''}",
+            )
     if task_cfg.get("prompt") == "paper":
         for subtask in subtasks(task_cfg):
             source = paper_source(subtask)
@@ -122,23 +127,30 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     paper = task_cfg.get("prompt") == "paper"
     for subtask in subtasks(task_cfg):
         name = f"sss_bbh_cot_{subtask}"
-        config = paper_includes(paper_source(subtask), PAPER_OVERLAY) if paper else \
-            {"include": str(HERE / "bbh_cot.yaml")}
+        config = (
+            paper_includes(paper_source(subtask), PAPER_OVERLAY) if paper else {"include": str(HERE / "bbh_cot.yaml")}
+        )
         config["task"] = name
         if task_cfg.get("data_dir"):
-            config.update(local_dataset(task_file(Path(task_cfg["data_dir"]).expanduser().resolve(),
-                                                  subtask), field="examples"))
+            config.update(
+                local_dataset(task_file(Path(task_cfg["data_dir"]).expanduser().resolve(), subtask), field="examples")
+            )
         else:
             config["dataset_name"] = subtask
         if not paper:
             description, shots, separator = parse_prompt((folder / f"{subtask}.txt").read_text())
             config["description"] = description + "\n\n" if description else ""
-            config["fewshot_config"] = {"sampler": "first_n", "samples": shots,
-                                        "doc_to_target": "{{cot}}", "target_delimiter": separator}
+            config["fewshot_config"] = {
+                "sampler": "first_n",
+                "samples": shots,
+                "doc_to_target": "{{cot}}",
+                "target_delimiter": separator,
+            }
         config.update(run_settings(task_cfg))
         configs[name] = config
     return configs
 
 
-ADAPTER = TaskAdapter("bbh_cot", "sss.evaluation.tasks.bbh.utils", build, check, max_fewshot=3,
-                      prompts=("sss", "paper"))
+ADAPTER = TaskAdapter(
+    "bbh_cot", "sss.evaluation.tasks.bbh.utils", build, check, max_fewshot=3, prompts=("sss", "paper")
+)

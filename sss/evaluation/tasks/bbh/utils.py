@@ -19,8 +19,7 @@ _NUMBER_ONLY = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?")
 
 # The paper's BBH template: everything after a lower-case "the answer is" on its line but the
 # line's last character, graded ignoring case and punctuation.
-PAPER_RULES = PaperRules(regex=r"(?<=the answer is )(.*)(?=.)", ignore_case=True,
-                         ignore_punctuation=True)
+PAPER_RULES = PaperRules(regex=r"(?<=the answer is )(.*)(?=.)", ignore_case=True, ignore_punctuation=True)
 
 
 def normalize_answer(text: str) -> str:

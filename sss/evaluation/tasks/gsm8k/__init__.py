@@ -17,8 +17,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..common import (TaskAdapter, bad, check_data_file, lm_eval_task_file, local_dataset, local_file,
-                      paper_includes, read_lm_eval_yaml, run_settings)
+from ..common import (
+    TaskAdapter,
+    bad,
+    check_data_file,
+    lm_eval_task_file,
+    local_dataset,
+    local_file,
+    paper_includes,
+    read_lm_eval_yaml,
+    run_settings,
+)
 
 HERE = Path(__file__).resolve().parent
 EXEMPLARS = HERE / "exemplars.jsonl"
@@ -39,14 +48,16 @@ def exemplars(path: Path = EXEMPLARS) -> list[dict[str, str]]:
 
 
 def _fewshot(task_cfg: dict) -> list[dict[str, str]]:
-    return exemplars(Path(task_cfg["fewshot_file"]).expanduser() if task_cfg.get("fewshot_file")
-                     else EXEMPLARS)
+    return exemplars(Path(task_cfg["fewshot_file"]).expanduser() if task_cfg.get("fewshot_file") else EXEMPLARS)
 
 
 def _check_paper(task_cfg: dict) -> None:
     if task_cfg.get("fewshot_file") is not None:
-        raise bad("fewshot_file", task_cfg["fewshot_file"],
-                  "null with task.prompt=paper (the paper's exemplars are lm-eval's gsm8k-cot ones)")
+        raise bad(
+            "fewshot_file",
+            task_cfg["fewshot_file"],
+            "null with task.prompt=paper (the paper's exemplars are lm-eval's gsm8k-cot ones)",
+        )
     source = paper_source()
     if not source.is_file():
         raise bad("prompt", "paper", f"an lm-eval with {source} (the paper's exemplars)")
@@ -72,26 +83,32 @@ def check(task_cfg: dict) -> None:
     try:
         shots = _fewshot(task_cfg)
     except (ValueError, json.JSONDecodeError) as exc:
-        raise bad("fewshot_file", fewshot_file, f"a JSONL file of {{question, rationale}} ({exc})")
+        raise bad("fewshot_file", fewshot_file, f"a JSONL file of {{question, rationale}} ({exc})") from exc
     if task_cfg["num_fewshot"] > len(shots):
-        raise bad("num_fewshot", task_cfg["num_fewshot"],
-                  f"at most {len(shots)} (the exemplars in {fewshot_file or EXEMPLARS.name})")
+        raise bad(
+            "num_fewshot",
+            task_cfg["num_fewshot"],
+            f"at most {len(shots)} (the exemplars in {fewshot_file or EXEMPLARS.name})",
+        )
 
 
 def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     paper = task_cfg.get("prompt") == "paper"
-    config = paper_includes(paper_source(), PAPER_OVERLAY) if paper else \
-        {"include": str(HERE / "gsm8k_cot.yaml")}
+    config = paper_includes(paper_source(), PAPER_OVERLAY) if paper else {"include": str(HERE / "gsm8k_cot.yaml")}
     config["task"] = "sss_gsm8k_cot"
     path = local_file(task_cfg, "test.jsonl")
     if path is not None:
         config.update(local_dataset(path))
     if not paper:
-        config["fewshot_config"] = {"sampler": "first_n", "samples": _fewshot(task_cfg),
-                                    "doc_to_target": "{{rationale}}"}
+        config["fewshot_config"] = {
+            "sampler": "first_n",
+            "samples": _fewshot(task_cfg),
+            "doc_to_target": "{{rationale}}",
+        }
     config.update(run_settings(task_cfg))
     return {"sss_gsm8k_cot": config}
 
 
-ADAPTER = TaskAdapter("gsm8k_cot", "sss.evaluation.tasks.gsm8k.utils", build, check,
-                      max_fewshot=None, prompts=("sss", "paper"))
+ADAPTER = TaskAdapter(
+    "gsm8k_cot", "sss.evaluation.tasks.gsm8k.utils", build, check, max_fewshot=None, prompts=("sss", "paper")
+)

@@ -13,9 +13,24 @@ _CALCULATOR = re.compile(r"<<[^>]*>>")
 # The paper's GSM8K task YAML: what follows "The answer is" up to a full stop or backslash,
 # graded case-insensitively after deleting these patterns (in this order) from both sides.
 PAPER_RULES = PaperRules(
-    regex=r"(?<=[Tt]he answer is )[^.\\]+", ignore_case=True, ignore_punctuation=False,
-    regexes_to_ignore=(",", r"\$", r"(?s).*#### ", r"\.$", r"\\boxed\{", r"\}\$", r"\{|\}", ":",
-                       r"\s+", r"[a-zA-Z]+", r"\\[\(\)]", r"\\[\[\]]", r"\\"),
+    regex=r"(?<=[Tt]he answer is )[^.\\]+",
+    ignore_case=True,
+    ignore_punctuation=False,
+    regexes_to_ignore=(
+        ",",
+        r"\$",
+        r"(?s).*#### ",
+        r"\.$",
+        r"\\boxed\{",
+        r"\}\$",
+        r"\{|\}",
+        ":",
+        r"\s+",
+        r"[a-zA-Z]+",
+        r"\\[\(\)]",
+        r"\\[\[\]]",
+        r"\\",
+    ),
 )
 
 

@@ -29,17 +29,35 @@ from ..common import TaskAdapter, bad, lm_eval_task_file, paper_includes, run_se
 
 HERE = Path(__file__).resolve().parent
 # MMLU-Pro's 14 categories as the dataset names them; task.subjects uses the names with "_"
-CATEGORIES = ("biology", "business", "chemistry", "computer science", "economics", "engineering",
-              "health", "history", "law", "math", "other", "philosophy", "physics", "psychology")
+CATEGORIES = (
+    "biology",
+    "business",
+    "chemistry",
+    "computer science",
+    "economics",
+    "engineering",
+    "health",
+    "history",
+    "law",
+    "math",
+    "other",
+    "philosophy",
+    "physics",
+    "psychology",
+)
 SUBJECTS = {category.replace(" ", "_"): category for category in CATEGORIES}
 SPLITS = ("test", "validation")
 SHOTS = 5
 # fields the prompt needs, per split
-FIELDS = {"test": ("question", "options", "answer", "category"),
-          "validation": ("question", "options", "answer", "category", "cot_content")}
+FIELDS = {
+    "test": ("question", "options", "answer", "category"),
+    "validation": ("question", "options", "answer", "category", "cot_content"),
+}
 PAPER_OVERLAY = HERE / "mmlu_pro_cot_paper.yaml"
-LAYOUTS = ("data/<split>-*.parquet (the hub repository), <split>-*.parquet, <split>.parquet "
-           "or <split>.jsonl, for both splits test and validation")
+LAYOUTS = (
+    "data/<split>-*.parquet (the hub repository), <split>-*.parquet, <split>.parquet "
+    "or <split>.jsonl, for both splits test and validation"
+)
 
 
 def split_files(data_dir: Path, split: str) -> list[Path]:
@@ -69,8 +87,7 @@ def _check_local(task_cfg: dict, data_dir: Path) -> None:
     for split in SPLITS:
         files = split_files(data_dir, split)
         if not files:
-            raise bad("data_dir", task_cfg["data_dir"], f"a folder with MMLU-Pro as {LAYOUTS}; "
-                      f"no {split} file found")
+            raise bad("data_dir", task_cfg["data_dir"], f"a folder with MMLU-Pro as {LAYOUTS}; no {split} file found")
         counts[split] = Counter()
         for path in files:
             try:
@@ -79,29 +96,38 @@ def _check_local(task_cfg: dict, data_dir: Path) -> None:
                 if not missing:
                     counts[split].update(read_table(path, ["category"]).column("category").to_pylist())
             except Exception as exc:  # any reader error: the file is not what the task needs
-                raise bad("data_dir", task_cfg["data_dir"],
-                          f"readable MMLU-Pro files ({path.name}: {exc})") from None
+                raise bad("data_dir", task_cfg["data_dir"], f"readable MMLU-Pro files ({path.name}: {exc})") from None
             if missing:
-                raise bad("data_dir", task_cfg["data_dir"],
-                          f"MMLU-Pro files with fields {list(FIELDS[split])}; {path.name} lacks {missing}")
+                raise bad(
+                    "data_dir",
+                    task_cfg["data_dir"],
+                    f"MMLU-Pro files with fields {list(FIELDS[split])}; {path.name} lacks {missing}",
+                )
     for slug in subjects(task_cfg):
         category = SUBJECTS[slug]
         if counts["test"][category] == 0:
             present = sorted(c.replace(" ", "_") for c in counts["test"])
-            raise bad("subjects", task_cfg.get("subjects"),
-                      f"a list of the categories {data_dir} has test questions of, from "
-                      f"{present} (it has none of {category!r})")
+            raise bad(
+                "subjects",
+                task_cfg.get("subjects"),
+                f"a list of the categories {data_dir} has test questions of, from "
+                f"{present} (it has none of {category!r})",
+            )
         if counts["validation"][category] < task_cfg["num_fewshot"]:
-            raise bad("num_fewshot", task_cfg["num_fewshot"],
-                      f"at most {counts['validation'][category]}, the validation exemplars of "
-                      f"{category!r} in {data_dir}")
+            raise bad(
+                "num_fewshot",
+                task_cfg["num_fewshot"],
+                f"at most {counts['validation'][category]}, the validation exemplars of {category!r} in {data_dir}",
+            )
 
 
 def check(task_cfg: dict) -> None:
     if task_cfg.get("data_files"):
-        raise bad("data_files", task_cfg["data_files"],
-                  "null: MMLU-Pro's exemplars come from its validation split; set task.data_dir "
-                  f"to a folder with {LAYOUTS}")
+        raise bad(
+            "data_files",
+            task_cfg["data_files"],
+            f"null: MMLU-Pro's exemplars come from its validation split; set task.data_dir to a folder with {LAYOUTS}",
+        )
     chosen = task_cfg.get("subjects")
     if chosen is not None:
         if not isinstance(chosen, list) or not chosen or not all(isinstance(s, str) for s in chosen):
@@ -114,8 +140,7 @@ def check(task_cfg: dict) -> None:
     if task_cfg.get("prompt") == "paper":
         for slug in subjects(task_cfg):
             if not paper_source(slug).is_file():
-                raise bad("prompt", "paper",
-                          f"an lm-eval with {paper_source(slug)} (the paper's MMLU-Pro task)")
+                raise bad("prompt", "paper", f"an lm-eval with {paper_source(slug)} (the paper's MMLU-Pro task)")
     if task_cfg.get("data_dir"):
         _check_local(task_cfg, Path(task_cfg["data_dir"]).expanduser().resolve())
 
@@ -143,13 +168,15 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     local = None
     if task_cfg.get("data_dir"):
         data_dir = Path(task_cfg["data_dir"]).expanduser().resolve()
-        local = {split: [str(as_parquet(p, cache_dir)) for p in split_files(data_dir, split)]
-                 for split in SPLITS}
+        local = {split: [str(as_parquet(p, cache_dir)) for p in split_files(data_dir, split)] for split in SPLITS}
     configs = {}
     for slug in subjects(task_cfg):
         name = f"sss_mmlu_pro_cot_{slug}"
-        config = paper_includes(paper_source(slug), PAPER_OVERLAY) if task_cfg.get("prompt") == "paper" \
+        config = (
+            paper_includes(paper_source(slug), PAPER_OVERLAY)
+            if task_cfg.get("prompt") == "paper"
             else {"include": str(HERE / "mmlu_pro_cot.yaml")}
+        )
         config["task"] = name
         kwargs = {"filters": [["category", "==", SUBJECTS[slug]]]}
         if local is not None:
@@ -161,5 +188,6 @@ def build(task_cfg: dict, cache_dir: Path) -> dict[str, dict]:
     return configs
 
 
-ADAPTER = TaskAdapter("mmlu_pro_cot", "sss.evaluation.tasks.mmlu_pro.utils", build, check,
-                      max_fewshot=SHOTS, prompts=("sss", "paper"))
+ADAPTER = TaskAdapter(
+    "mmlu_pro_cot", "sss.evaluation.tasks.mmlu_pro.utils", build, check, max_fewshot=SHOTS, prompts=("sss", "paper")
+)

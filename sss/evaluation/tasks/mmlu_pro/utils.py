@@ -23,8 +23,7 @@ _ANSWER_IS = re.compile(r"(?i:answer is)\s*:?\s*\**\s*\(?([A-J])\)?(?![A-Za-z0-9
 _ANSWER_COLON = re.compile(r"(?i:answer)\s*:\s*\**\s*(?:\(([A-J])\)|([A-J])(?![ \t]*\w))")
 # The paper's MMLU-Pro template (lm-eval's regex): the letter of the first "answer is (X)",
 # graded ignoring case and punctuation.
-PAPER_RULES = PaperRules(regex=r"answer is \(?([ABCDEFGHIJ])\)?", ignore_case=True,
-                         ignore_punctuation=True)
+PAPER_RULES = PaperRules(regex=r"answer is \(?([ABCDEFGHIJ])\)?", ignore_case=True, ignore_punctuation=True)
 # the validation split's chains of thought start with the cue the prompt already ends with
 _COT_CUE = re.compile(r"^A:\s*Let's think step by step\.?\s*")
 

@@ -46,7 +46,7 @@ def _finish(plt, fig, axes, title: str, path: Path, runs: int) -> Path:
         fig.tight_layout(rect=(0, 0.04 + 0.03 * ((len(labels) + 1) // 2), 1, 1))
     else:
         fig.tight_layout()
-    fig.savefig(path, dpi=FIGURE_DPI)
+    fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")  # long suptitles stay whole
     plt.close(fig)
     return path
 
@@ -177,7 +177,7 @@ def vote_figures(table: pd.DataFrame, folder: Path) -> list[Path]:
         ax.set_title(f"{task} / {model}: conditioned against plain vote")
         fig.tight_layout()
         path = folder / f"conditioned_vote__{_safe(task)}__{_safe(model)}.png"
-        fig.savefig(path, dpi=FIGURE_DPI)
+        fig.savefig(path, dpi=FIGURE_DPI, bbox_inches="tight")  # long suptitles stay whole
         plt.close(fig)
         out.append(path)
     return out

@@ -169,87 +169,13 @@ def apply_rules_cuda(
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
         for n, (is_p, rnd) in enumerate((p, r) for p in kinds for r in range(SPLIT_ROUNDS)):
             zi = zeroed[n * block : (n + 1) * block]
-            first, last = rnd == 0, rnd == SPLIT_ROUNDS - 1
-            _launch(
-                k._sel_hist,
-                grid,
-                logits,
-                stride,
-                vocab,
-                chunk,
-                res,
-                flag,
-                sel_k,
-                sel_p,
-                sel_mx,
-                sel_win,
-                zi,
-                sel_pf,
-                sel_pi,
-                rows,
-                chunks,
-                int(first),
-                IS_P=is_p,
-                BLOCK=SELECT_BLOCK,
-                NBINS=bins,
-                num_warps=8,
-            )
-            _launch(
-                k._sel_collect,
-                grid,
-                logits,
-                stride,
-                vocab,
-                chunk,
-                res,
-                flag,
-                sel_k,
-                sel_p,
-                sel_mx,
-                sel_s,
-                sel_win,
-                zi,
-                sel_pf,
-                sel_pi,
-                cand,
-                rows,
-                chunks,
-                int(first),
-                IS_P=is_p,
-                CB=MAX_CHUNKS,
-                BLOCK=SELECT_BLOCK,
-                NBINS=bins,
-                CAPN=cap,
-                num_warps=8,
-            )
-            _launch(
-                k._sel_resolve,
-                (rows,),
-                logits,
-                stride,
-                vocab,
-                res,
-                flag,
-                sel_k,
-                sel_p,
-                sel_mx,
-                sel_s,
-                sel_win,
-                zi,
-                sel_pf,
-                sel_pi,
-                cand,
-                rows,
-                chunks,
-                int(first),
-                int(last),
-                IS_P=is_p,
-                CB=MAX_CHUNKS,
-                BLOCK=SELECT_BLOCK,
-                NBINS=bins,
-                CAPN=cap,
-                num_warps=16 if cap >= 4096 else 8,
-            )
+            # the three selection kernels take the same arguments
+            args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, sel_win, zi, sel_pf)
+            args += (sel_pi, cand, rows, chunks, int(rnd == 0), int(rnd == SPLIT_ROUNDS - 1))
+            consts = dict(IS_P=is_p, CB=MAX_CHUNKS, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap)
+            _launch(k._sel_hist, grid, *args, **consts, num_warps=8)
+            _launch(k._sel_collect, grid, *args, **consts, num_warps=8)
+            _launch(k._sel_resolve, (rows,), *args, **consts, num_warps=16 if cap >= 4096 else 8)
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
     _launch(
         k._mask,

@@ -473,7 +473,8 @@ def _select(
 # what `_finish_rows` decided: the target (k, or top_p; 0 / 1 = none, and set so once the row is
 # done), the scaled max, the float64 normaliser and the window of the next round. Workspace per
 # round: a zeroed [B, NBINS + 1] block (histogram and candidate counter) and float / int
-# partials per (row, program).
+# partials per (row, program). The three kernels take the same arguments (the launcher passes
+# one tuple); each reads what it needs.
 
 
 @triton.jit
@@ -496,7 +497,7 @@ def _sel_window(sel_mx, sel_win, row, B, first):
     return mx, hi, lo
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
 def _sel_hist(
     z_ptr,
     stride_z,
@@ -507,16 +508,21 @@ def _sel_hist(
     sel_k,
     sel_p,
     sel_mx,
+    sel_s,
     sel_win,
     zi_ptr,
     pf_ptr,
     pi_ptr,
+    cand_ptr,
     B,
     C,
     first,
+    last,
     IS_P: tl.constexpr,
+    CB: tl.constexpr,
     BLOCK: tl.constexpr,
     NBINS: tl.constexpr,
+    CAPN: tl.constexpr,
 ):
     row = tl.program_id(0)
     c = tl.program_id(1)
@@ -569,7 +575,7 @@ def _sel_range(
     return target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
 def _sel_collect(
     z_ptr,
     stride_z,
@@ -589,6 +595,7 @@ def _sel_collect(
     B,
     C,
     first,
+    last,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
     BLOCK: tl.constexpr,
@@ -638,11 +645,12 @@ def _sel_collect(
             tl.store(pf_ptr + 6 * n + o, l_lo)
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "B", "C", "first", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
 def _sel_resolve(
     z_ptr,
     stride_z,
     V,
+    chunk,
     res_ptr,
     flag_ptr,
     sel_k,

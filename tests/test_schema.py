@@ -49,6 +49,18 @@ def test_every_option_composes_against_the_schema_with_every_field_set(group, op
         assert yaml_keys(group, option) <= fields
 
 
+def test_the_sampler_schema_has_every_sampler_spec_field():
+    """The sampler section is typed twice: in the torch-free schema and as `SamplerSpec` (the
+    runtime rules). A field added to the spec must be settable from the config."""
+    from sss.samplers import SamplerSpec
+    from sss.schema.sampler import SamplerSchema
+
+    spec = {f.name for f in dataclasses.fields(SamplerSpec)}
+    schema = {f.name for f in dataclasses.fields(SamplerSchema)}
+    assert spec <= schema, spec - schema
+    assert schema - spec == {"calibration", "calibration_threshold"}  # resolved into ks / a threshold
+
+
 def test_the_default_config_and_the_jobs_validate():
     assert validate(compose([], CONF)).spec is not None
     assert validate(compose(["job=calibrate", "calibration=arith"], CONF)).spec is None

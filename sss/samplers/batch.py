@@ -40,8 +40,9 @@ _OFF = 0.0
 # from the argmax in any way a float32 sampler could see. (rules.py re-exports it.)
 MIN_TEMPERATURE = 1e-5
 
-# Column layout of the packed buffer (one row per batch row).
-_F32_COLUMNS = (
+# Column layout of the packed buffer (one row per batch row); the CUDA kernels index it by these
+# names (sss/samplers/kernels/triton_rules.py).
+F32_COLUMNS = (
     "temperature",
     "edt_n",
     "edt_theta",
@@ -53,8 +54,8 @@ _F32_COLUMNS = (
     "calibrated_log_eps",
     "greedy_threshold",
 )
-_I64_COLUMNS = ("top_k", "confidence_bin", "bins")  # then the calibrated_topk ks
-_BOOL_COLUMNS = ("greedy", "edt_on")
+I64_COLUMNS = ("top_k", "confidence_bin", "bins")  # then the calibrated_topk ks
+BOOL_COLUMNS = ("greedy", "edt_on")
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,11 @@ class SamplerBatch:
             ]
             data = torch.cat(
                 [
-                    gather([b"".join(r.int_bytes) for r in table], torch.int64, len(_I64_COLUMNS)),
+                    gather([b"".join(r.int_bytes) for r in table], torch.int64, len(I64_COLUMNS)),
                     gather(ks, torch.int64, max_bins, by_column=False),
                     *tails,
-                    gather([b"".join(r.f32_bytes) for r in table], torch.float32, len(_F32_COLUMNS)),
-                    gather([b"".join(r.flag_bytes) for r in table], torch.uint8, len(_BOOL_COLUMNS)),
+                    gather([b"".join(r.f32_bytes) for r in table], torch.float32, len(F32_COLUMNS)),
+                    gather([b"".join(r.flag_bytes) for r in table], torch.uint8, len(BOOL_COLUMNS)),
                 ]
             )
         if device.type == "cuda":
@@ -176,12 +177,12 @@ class SamplerBatch:
         elif device.type != "cpu":
             data = data.to(device)
 
-        n_int = len(_I64_COLUMNS) * rows
+        n_int = len(I64_COLUMNS) * rows
         n_ks = rows * max_bins
         n_tp = len(top_p_rows or ())
         n_rank = len(rank_rows or ())
         n_all = n_int + n_ks + n_tp + n_rank
-        n_f32 = len(_F32_COLUMNS) * rows
+        n_f32 = len(F32_COLUMNS) * rows
         int_cols, ks_dev, tp_dev, rank_dev = (
             data[: 8 * n_all].view(torch.int64).split_with_sizes([n_int, n_ks, n_tp, n_rank])
         )
@@ -197,9 +198,9 @@ class SamplerBatch:
             rank_possible=any(r.rank_possible for r in table),
             truncates=any(r.truncates for r in table),
         )
-        col = dict(zip(_I64_COLUMNS, int_cols.view(len(_I64_COLUMNS), rows).unbind(0)))
-        col.update(zip(_F32_COLUMNS, f32_cols.view(len(_F32_COLUMNS), rows).unbind(0)))
-        col.update(zip(_BOOL_COLUMNS, flag_cols.view(len(_BOOL_COLUMNS), rows).unbind(0)))
+        col = dict(zip(I64_COLUMNS, int_cols.view(len(I64_COLUMNS), rows).unbind(0)))
+        col.update(zip(F32_COLUMNS, f32_cols.view(len(F32_COLUMNS), rows).unbind(0)))
+        col.update(zip(BOOL_COLUMNS, flag_cols.view(len(BOOL_COLUMNS), rows).unbind(0)))
         return cls(
             rows=rows,
             calibrated_topk=ks_dev.view(rows, max_bins),
@@ -212,9 +213,9 @@ class SamplerBatch:
 class _Row(NamedTuple):
     """One spec's contribution to a batch: its column values as bytes, and host-side facts."""
 
-    int_bytes: tuple[bytes, ...]  # one native int64 per _I64_COLUMNS entry
-    f32_bytes: tuple[bytes, ...]  # one native float32 per _F32_COLUMNS entry
-    flag_bytes: tuple[bytes, ...]  # one bool byte per _BOOL_COLUMNS entry
+    int_bytes: tuple[bytes, ...]  # one native int64 per I64_COLUMNS entry
+    f32_bytes: tuple[bytes, ...]  # one native float32 per F32_COLUMNS entry
+    flag_bytes: tuple[bytes, ...]  # one bool byte per BOOL_COLUMNS entry
     ks: tuple[int, ...]  # calibrated_topk (bin 1 first), () when off
     bins: int
     uses: frozenset[str]
@@ -285,7 +286,7 @@ def _build_row(s: SamplerSpec) -> _Row:
         ],
         dtype=torch.float32,
     )
-    assert len(f32) == len(_F32_COLUMNS)
+    assert len(f32) == len(F32_COLUMNS)
     temperature, top_p = f32[0].item(), f32[4].item()  # as the float32 columns hold them
     ks = tuple(s.calibrated_topk) if s.calibrated_topk else ()
     uses = set(s.enabled())

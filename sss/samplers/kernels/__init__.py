@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import torch
 
-from ..batch import MIN_TEMPERATURE, SamplerBatch
+from ..batch import SamplerBatch
 
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
@@ -33,7 +33,6 @@ def _triton():
         from . import triton_rules
     except Exception:  # noqa: BLE001 -- no Triton (CPU installs): the torch path serves
         return None
-    assert triton_rules.MIN_TEMPERATURE.value == MIN_TEMPERATURE
     return triton_rules
 
 

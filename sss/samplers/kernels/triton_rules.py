@@ -39,6 +39,8 @@ import os
 import triton
 import triton.language as tl
 
+from .. import batch
+
 # histogram bins (0: above the window, 1..NB-2: the window, NB-1: below it) and the candidate
 # buffer per row; the environment variables are for tuning runs of the benchmark
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
@@ -48,26 +50,28 @@ SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffe
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
-MIN_TEMPERATURE = tl.constexpr(1e-5)  # must equal sss.samplers.batch.MIN_TEMPERATURE (checked in __init__)
+MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
 # Per-row parameters arrive packed as SamplerBatch.from_specs lays them out (one [n, B] block per
-# dtype): float32 columns, int64 columns (then the Calibrated-TopK ks, [B, bins]), bool columns.
-F_TEMPERATURE, F_EDT_N, F_EDT_THETA, F_EDT_T0, F_TOP_P = (tl.constexpr(i) for i in range(5))
-F_MIN_P, F_EPSILON, F_ETA, F_CAL_LOG_EPS, F_GREEDY_THRESHOLD = (tl.constexpr(i) for i in range(5, 10))
-F_COLUMNS = (
-    "temperature",
-    "edt_n",
-    "edt_theta",
-    "edt_t0",
-    "top_p",
-    "min_p",
-    "epsilon",
-    "eta",
-    "calibrated_log_eps",
-    "greedy_threshold",
+# dtype, in sss.samplers.batch's column order): float32 columns, int64 columns (then the
+# Calibrated-TopK ks, [B, bins]), bool columns (greedy at row, edt_on at B + row).
+F_COLUMNS, I_COLUMNS, B_COLUMNS = batch.F32_COLUMNS, batch.I64_COLUMNS, batch.BOOL_COLUMNS
+F_TEMPERATURE, F_EDT_N, F_EDT_THETA, F_EDT_T0, F_TOP_P, F_MIN_P, F_EPSILON, F_ETA, F_CAL_LOG_EPS, F_GREEDY_THRESHOLD = (
+    tl.constexpr(F_COLUMNS.index(name))
+    for name in (
+        "temperature",
+        "edt_n",
+        "edt_theta",
+        "edt_t0",
+        "top_p",
+        "min_p",
+        "epsilon",
+        "eta",
+        "calibrated_log_eps",
+        "greedy_threshold",
+    )
 )
-I_TOP_K, I_CONF_BIN, I_BINS, I_KS = (tl.constexpr(i) for i in range(4))
-I_COLUMNS = ("top_k", "confidence_bin", "bins")
-B_COLUMNS = ("greedy", "edt_on")  # bool: greedy at row, edt_on at B + row
+I_TOP_K, I_CONF_BIN, I_BINS = (tl.constexpr(I_COLUMNS.index(name)) for name in ("top_k", "confidence_bin", "bins"))
+I_KS = tl.constexpr(len(I_COLUMNS))  # the ks follow the int64 columns
 
 
 @triton.jit

@@ -21,7 +21,7 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 STATS_BLOCK = 2048  # elements per program step in the statistics pass
 STATS_PROGRAMS = 1024  # aim for about this many (row, chunk) programs in that pass
 MAX_CHUNKS = 128  # chunks per row at most (one compiled size for the partials' reduction)
-SELECT_BLOCK = 4096  # elements per step of a row's selection passes (one program per row)
+SELECT_BLOCK = 4096  # elements per step of the selection passes (histogram, collect, the one-program fallback)
 MASK_BLOCK = 4096  # elements per program of the output pass
 SPLIT_ROUNDS = 2  # selection rounds split over a row's programs before one program finishes it
 

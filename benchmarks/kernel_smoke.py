@@ -78,6 +78,20 @@ def profile(fn, repeats: int = 10) -> None:
             print(f"    {e.key[:40]:40s} {e.device_time_total / repeats:8.1f} us/call  x{e.count // repeats}")
 
 
+def captured(z: torch.Tensor, batch: SamplerBatch):
+    """(replay, static input) of `apply_rules` captured in a CUDA graph, as docs/kernels.md says."""
+    static = z.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        apply_rules(static, batch)  # compiles outside the capture
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        apply_rules(static, batch)
+    return graph.replay, static
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 64, 256])
@@ -88,6 +102,7 @@ def main() -> None:
     )
     ap.add_argument("--vocab", type=int, default=151936)
     ap.add_argument("--profile", action="store_true", help="also print each kernel's device time")
+    ap.add_argument("--graph", action="store_true", help="also time a CUDA-graph replay of the call (docs/kernels.md)")
     ap.add_argument("--hang", type=float, default=60, help="dump stacks and exit after this many seconds")
     args = ap.parse_args()
     faulthandler.dump_traceback_later(args.hang, exit=True)
@@ -110,10 +125,15 @@ def main() -> None:
             host = host_us(lambda: apply_rules(z, batch))
             if args.profile:
                 profile(lambda: apply_rules(z, batch))
+            graph_note = ""
+            if args.graph:
+                replay, _ = captured(z, batch)
+                t_graph = wall(replay)  # the input stays in place (a decode step would write it)
+                graph_note = f"  graph {t_graph:7.1f} us (x floor {t_graph / floor:5.2f})"
             print(
                 f"B={rows:4d} {name:18s} kernel {t:7.1f} us  x floor {t / floor:5.2f}  device {dev:7.1f} "
                 f"host {host:6.1f}  torch {t_torch:7.1f}  floor {floor:5.1f} dev {floor_dev:5.1f}  "
-                f"differ {diff}",
+                f"differ {diff}{graph_note}",
                 flush=True,
             )
 

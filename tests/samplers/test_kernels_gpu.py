@@ -219,14 +219,18 @@ def test_large_vocab(shape, kind):
     compare(z, [mixed[i % len(mixed)] for i in range(rows)], f"mixed {kind} {shape}")
 
 
-def test_selection_rounds_with_small_buffers():
-    """Tiny histograms and candidate buffers force the second split round and the one-program
-    fallback on most rows."""
+@pytest.mark.parametrize(
+    "kw", [{"bins": 16, "cap": 16}, {"tile": 16}, {"bins": 16, "cap": 16, "tile": 16}], ids=lambda d: str(d)
+)
+def test_selection_rounds_with_small_buffers(kw):
+    """Tiny histograms and candidate buffers force the histogram round and the one-program
+    fallback on most rows; 16-element tiles give round 0 bounds for k up to 312 (and, with the
+    small buffers, overflow it)."""
     for kind in KINDS:
         z = make_rows(kind, 40, 5000, seed=11).cuda()
         for name in ("top_k=20", "top_k=3000", "top_p=0.9", "top_p=0.999", "stack:all"):
             batch = SamplerBatch.from_specs([SPECS[name]] * 40, device="cuda")
-            out = kernels.apply_rules_cuda(z, batch, bins=16, cap=16)
+            out = kernels.apply_rules_cuda(z, batch, **kw)
             with torch_path():
                 ref = apply_rules(z, batch)
             kk, kr = out > -math.inf, ref > -math.inf

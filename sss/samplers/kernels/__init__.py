@@ -23,7 +23,11 @@ STATS_PROGRAMS = 1024  # aim for about this many (row, chunk) programs in that p
 MAX_CHUNKS = 128  # chunks per row at most (one compiled size for the partials' reduction)
 SELECT_BLOCK = 4096  # elements per step of the selection passes (histogram, collect, the one-program fallback)
 MASK_BLOCK = 4096  # elements per program of the output pass
-SPLIT_ROUNDS = 2  # selection rounds split over a row's programs before one program finishes it
+SPLIT_ROUNDS = 2  # histogram rounds (after round 0) split over a row's programs before one program finishes it
+# elements per tile of the statistics pass's summaries: one block (a tile of 256, held as [8, 256],
+# made that pass 2.4x slower on the H200; with levels 8x); at most NT_CAP tiles per row
+TILE = STATS_BLOCK
+FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
 
 @lru_cache(maxsize=1)
@@ -53,12 +57,19 @@ def usable(logits: torch.Tensor) -> bool:
 
 
 def apply_rules_cuda(
-    logits: torch.Tensor, batch: SamplerBatch, *, bins: int | None = None, cap: int | None = None
+    logits: torch.Tensor,
+    batch: SamplerBatch,
+    *,
+    bins: int | None = None,
+    cap: int | None = None,
+    tile: int | None = None,
 ) -> torch.Tensor:
     """`apply_rules` by the kernels: float32 [B, V] output, no host synchronisation.
 
     ``bins`` / ``cap`` (powers of two) override the selection's histogram size and candidate
-    buffer: small values make tests walk the refinement rounds that large rows rarely need.
+    buffer: small values make tests walk the refinement rounds that large rows rarely need;
+    ``tile`` (a power of two up to 2048) the statistics pass's summary tiles, so that short test
+    rows have enough tiles for round 0's bounds.
     """
     k = _triton()
     bins = bins or k.NB
@@ -73,6 +84,17 @@ def apply_rules_cuda(
     has_bins = bool(uses & {"calibrated_topk", "confidence_bin"})
     select = facts.top_p_count > 0 or facts.rank_k > 1
 
+    # round 0 of a selection needs tile summaries from the statistics pass: maxima (1), plus the
+    # level masses when a row has top_p (2); 0 when tiles that fit NT_CAP would exceed a block
+    tile = tile or TILE
+    while triton.cdiv(vocab, tile) > k.NT_CAP:
+        tile *= 2
+    summary = 0 if not select or tile > STATS_BLOCK else 2 if facts.top_p_count > 0 else 1
+    if summary == 0:
+        tile = STATS_BLOCK  # a block is one tile: no summaries
+    n_tiles = triton.cdiv(vocab, tile)
+    tiles_pow2 = max(16, 1 << (n_tiles - 1).bit_length())  # the per-row rules' block over the tiles
+    first_cap = cap * FIRST_CAP_FACTOR
     n_blocks = triton.cdiv(vocab, STATS_BLOCK)
     chunks = max(1, min(n_blocks, MAX_CHUNKS, triton.cdiv(STATS_PROGRAMS, rows)))
     chunk = triton.cdiv(n_blocks, chunks) * STATS_BLOCK
@@ -84,21 +106,28 @@ def apply_rules_cuda(
     # flag per row; with selection, its float / int partials, the targets, the scaled max, the next
     # window, the candidate buffers, the float64 normaliser and int64 k, and a zeroed block per round
     rc = rows * chunks
-    f_sizes = [3 * rc] * n_parts + [2 * rows] + ([7 * rc, rows, rows, 2 * rows, rows * cap] if select else [])
+    # (round 0: per kind a window [max, lo] per row, the tile maxima and level masses)
+    n_lev = rows * k.N_LEVELS * n_tiles if summary == 2 else 1
+    sel_sizes = [7 * rc, rows, rows, rows * first_cap, 2 * rows, 2 * rows, rows * n_tiles, n_lev]
+    f_sizes = [3 * rc] * n_parts + [2 * rows] + (sel_sizes if select else [])
     i_sizes = [rc] * n_parts + [rows] + ([2 * rc] if select else [])
     f_views = _carve(torch.float32, f_sizes, dev)
     i_views = _carve(torch.int32, i_sizes, dev)
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
-        sel_pf, sel_p, sel_mx, sel_win, cand = f_views[n_parts + 1 :]
+        sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, lev = f_views[n_parts + 1 :]
         sel_pi = i_views[n_parts + 1]
         sel_s, sel_k = _carve(torch.float64, [rows, rows], dev)
         sel_k = sel_k.view(torch.int64)
+        count0 = -(-rows // 4) * 4  # round 0's candidate counter per row (aligned)
         block = -(-rows * (bins + 1) // 4) * 4  # histogram and counter per row, per round (aligned)
-        zeroed = torch.zeros(2 * SPLIT_ROUNDS * block, dtype=torch.int32, device=dev)
+        per_kind = count0 + SPLIT_ROUNDS * block
+        zeroed = torch.zeros(2 * per_kind, dtype=torch.int32, device=dev)
     else:
-        sel_pf = sel_p = sel_mx = sel_win = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
+        sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
+        win_k = win_p = tmax = lev = res
+    n_tiles_arg = n_tiles
     grid = (rows, chunks)
     stride = logits.stride(0)
     _launch(
@@ -115,7 +144,12 @@ def apply_rules_cuda(
         rows,
         chunks,
         int(has_edt),
+        tmax,
+        lev,
+        n_tiles_arg,
         BLOCK=STATS_BLOCK,
+        TILE=tile,
+        SUMMARY=summary,
         num_warps=8,
     )
     if has_edt:
@@ -134,8 +168,13 @@ def apply_rules_cuda(
             counts[1],
             rows,
             chunks,
+            tmax,
+            lev,
+            n_tiles_arg,
             CB=MAX_CHUNKS,
             BLOCK=STATS_BLOCK,
+            TILE=tile,
+            SUMMARY=summary,
             num_warps=8,
         )
     _launch(
@@ -158,23 +197,73 @@ def apply_rules_cuda(
         sel_p,
         sel_mx,
         sel_s,
+        win_k,
+        win_p,
+        tmax,
+        lev,
+        n_tiles_arg,
         int(has_edt),
         int(has_bins),
         CB=MAX_CHUNKS,
         SELECT=select,
-        num_warps=4,
+        BOUNDS=summary,
+        NTC=tiles_pow2,
+        num_warps=8 if summary == 2 else 4,
     )
     if select:
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
-        for n, (is_p, rnd) in enumerate((p, r) for p in kinds for r in range(SPLIT_ROUNDS)):
-            zi = zeroed[n * block : (n + 1) * block]
-            # the three selection kernels take the same arguments
-            args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, sel_win, zi, sel_pf)
-            args += (sel_pi, cand, rows, chunks, int(rnd == 0), int(rnd == SPLIT_ROUNDS - 1))
-            consts = dict(IS_P=is_p, CB=MAX_CHUNKS, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap)
-            _launch(k._sel_hist, grid, *args, **consts, num_warps=8)
-            _launch(k._sel_collect, grid, *args, **consts, num_warps=8)
-            _launch(k._sel_resolve, (rows,), *args, **consts, num_warps=16 if cap >= 4096 else 8)
+        for n, is_p in enumerate(kinds):
+            zk = zeroed[n * per_kind : (n + 1) * per_kind]
+            win = win_p if is_p else win_k
+            # round 0: the candidates above the tile-summary bound (`_finish_rows` set it)
+            _launch(
+                k._sel_first,
+                grid,
+                logits,
+                stride,
+                vocab,
+                chunk,
+                res,
+                sel_k,
+                sel_p,
+                win,
+                tmax,
+                n_tiles_arg,
+                zk,
+                cand,
+                rows,
+                IS_P=is_p,
+                BLOCK=STATS_BLOCK,
+                TILE=tile,
+                CAPN=first_cap,
+                num_warps=8,
+            )
+            _launch(
+                k._sel_first_resolve,
+                (rows,),
+                res,
+                sel_k,
+                sel_p,
+                sel_mx,
+                sel_s,
+                win,
+                zk,
+                cand,
+                rows,
+                IS_P=is_p,
+                CAPN=first_cap,
+                num_warps=16,
+            )
+            # histogram rounds for the rows round 0 left (no bound, or more candidates than fit)
+            for rnd in range(SPLIT_ROUNDS):
+                zi = zk[count0 + rnd * block : count0 + (rnd + 1) * block]
+                # the three selection kernels take the same arguments
+                args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, win, zi, sel_pf)
+                args += (sel_pi, cand, rows, chunks, int(rnd == SPLIT_ROUNDS - 1))
+                consts = dict(IS_P=is_p, CB=MAX_CHUNKS, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap)
+                _launch(k._sel_hist, grid, *args, **consts, num_warps=8)
+                _launch(k._sel_collect, grid, *args, **consts, num_warps=8)
+                _launch(k._sel_resolve, (rows,), *args, **consts, num_warps=16 if cap >= 4096 else 8)
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
     _launch(
         k._mask,

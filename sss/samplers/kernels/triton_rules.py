@@ -5,28 +5,42 @@ Stages, each one launch for the whole (possibly mixed) batch:
 1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its
    softmax statistics relative to the chunk's own max: max m, sum of exp(z - m), sum of
    exp(z - m) * (z - m) (for the entropy) and the number of +inf logits. One read of the logits.
-   EDT rows need their temperature from the unscaled entropy first, so with EDT in the batch
-   the kernel runs twice: unscaled, then (``_edt_stats``) scaled by each EDT row's temperature.
+   With a selection in the batch it also writes each tile's (block's) max and, with top_p rows,
+   each tile's level masses (below). EDT rows need their temperature from the unscaled entropy
+   first, so with EDT in the batch the kernel runs twice: unscaled, then (``_edt_stats``) scaled
+   by each EDT row's temperature.
 2. ``_finish_rows``, grid (B,): combines the partials into the row max, log-sum-exp and
    entropy, computes every threshold rule, the rank cap k of every rank rule and greedy.
-   Writes one threshold and one temperature per row, and the selection targets: k for rows
-   with 1 < k < V, top_p for rows with top_p < 1.
+   Writes one threshold and one temperature per row, the selection targets (k for rows with
+   1 < k < V, top_p for rows with top_p < 1) and, from the tile summaries, a lower bound on each
+   target's cut.
 3. Only when a row of the batch has a target, per target kind (k, then top_p): exact selection
-   without a sort, its first round split over the C programs of a row (``_sel_hist`` and
-   ``_sel_collect``, grid (B, C)), finished per row (``_sel_resolve``, grid (B,)).
+   without a sort. Round 0 (``_sel_first``, grid (B, C), then ``_sel_first_resolve``, grid (B,))
+   copies the elements at or above the bound and reads the cut off them; rows it leaves (no
+   bound, or more candidates than its buffer) go through up to two histogram rounds
+   (``_sel_hist`` and ``_sel_collect``, grid (B, C), ``_sel_resolve``, grid (B,)) and, last,
+   one program per row (``_select``).
 4. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
 
-Selection: a count histogram over a value window [lo, hi] of the row (bins are a monotone
-function of the logit, so they split the sorted order exactly; programs add theirs with integer
-atomics, so the sum does not depend on their order), then one more pass that copies the few
-elements of the bin range holding the target into a candidate buffer (slots taken from an atomic
-counter) and sums the count / mass of everything above it exactly (per program, then in a fixed
-order); the buffer is sorted in registers and the k-th value (or the first value whose cumulative
-mass reaches top_p) read off. top_p picks its bin range from lower and upper bounds on each bin's
-mass (bin width x count). When the range holds more elements than the buffer (ties, very dense
-rows), the window shrinks to the range's [min, max] (for top_p, the half of it that holds the
-cut) and ``_select`` repeats both passes in one program per row until the candidates fit; equal
-values end the loop (ties are kept by ``>=``).
+Round 0's bounds: k tiles have a max at least the k-th largest tile max, so the k-th largest
+logit is at least that. For top_p a tile's elements within j * LEVEL_STEP of its max weigh at
+least its level-j mass, so the mass at or above a value t is at least the sum over tiles of
+their largest level mass at a level >= t; the largest t where that reaches top_p (plus a margin
+for float32 sums) bounds the cut. The candidates (every element >= the bound; tiles whose max is
+below it are not read) hold the cut: sorted when at most 256, else bisected on the floats' order
+(the largest value whose count / mass at or above reaches the target).
+
+Histogram rounds: a count histogram over a value window [lo, hi] of the row (bins are a
+monotone function of the logit, so they split the sorted order exactly; programs add theirs with
+integer atomics, so the sum does not depend on their order), then one more pass that copies the
+few elements of the bin range holding the target into a candidate buffer (slots taken from an
+atomic counter) and sums the count / mass of everything above it exactly (per program, then in a
+fixed order); the buffer is sorted in registers and the k-th value (or the first value whose
+cumulative mass reaches top_p) read off. top_p picks its bin range from lower and upper bounds
+on each bin's mass (bin width x count). When the range holds more elements than the buffer
+(ties, very dense rows), the window shrinks to the range's [min, max] (for top_p, the half of
+it that holds the cut) and ``_select`` repeats both passes in one program per row until the
+candidates fit; equal values end the loop (ties are kept by ``>=``).
 
 No host synchronisation: everything the host needs (which stages run, block sizes) comes from
 the `SamplerBatch`'s host facts and the shapes.
@@ -46,8 +60,15 @@ from .. import batch
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
 CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
 SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
+MID_CAP = tl.constexpr(2048)  # round 0: sets up to this size are bisected in a block of this size
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
+# per-tile summaries of the statistics pass: each tile's max, and (top_p) the mass of its elements
+# within LEVEL_STEP * j of that max for j = 0..LEVELS-1; they bound each row's cut from below
+N_LEVELS = 8
+LEVELS = tl.constexpr(N_LEVELS)
+LEVEL_STEP = tl.constexpr(1.0)
+NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
@@ -85,15 +106,34 @@ def _load_row(ptr, offs, V, posinf):
 
 
 @triton.jit
-def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constexpr):
+def _online_stats(
+    ptr,
+    start,
+    stop,
+    V,
+    t,
+    tmax_ptr,
+    lev_ptr,
+    NT,
+    BLOCK: tl.constexpr,
+    TILE: tl.constexpr,
+    SUMMARY: tl.constexpr,
+):
     """(max, sum exp, sum exp * shift, +inf count) over [start, stop), block by block.
 
     Each block is reduced exactly (its max, then one exp per element) and folded into running
     scalars; per element that is a max, a subtract, an exp and two adds (the per-element online
     update it replaces cost about twice as many instructions, which the H200 noticed). Rows at
     T = 1 skip the division (a correctly rounded division is a dozen instructions).
+
+    A block is held as [BLOCK / TILE, TILE]. With SUMMARY >= 1 each tile's max goes to
+    tmax_ptr[tile]; with SUMMARY == 2 also, for j = 0..LEVELS-1, the sum of exp(z - tile max)
+    over the tile's elements >= tile max - j * LEVEL_STEP, at lev_ptr[j * NT + tile]
+    (elements more than ~87 below the block's running max count as 0: a lower bound still).
     """
-    lanes = tl.arange(0, BLOCK)
+    NTB: tl.constexpr = BLOCK // TILE
+    tiles_b = tl.arange(0, NTB)
+    lanes = tiles_b[:, None] * TILE + tl.arange(0, TILE)[None, :]
     m = float("-inf")
     s = 0.0
     u = 0.0
@@ -102,25 +142,55 @@ def _online_stats(ptr, start, stop, V, t, SCALE: tl.constexpr, BLOCK: tl.constex
         offs = off + lanes
         x = tl.load(ptr + offs, mask=(offs < V) & (offs < stop), other=float("-inf")).to(tl.float32)
         x = tl.where(x != x, float("-inf"), x)
-        npinf += tl.sum((x == float("inf")).to(tl.int32), axis=0)
-        if SCALE:
-            if t != 1.0:
-                x = tl.math.div_rn(x, t)
-        m_new = tl.maximum(m, tl.max(x, axis=0))
+        npinf += tl.sum(tl.sum((x == float("inf")).to(tl.int32), axis=1), axis=0)
+        if t != 1.0:
+            x = tl.math.div_rn(x, t)
+        tm = tl.max(x, axis=1)
+        m_new = tl.maximum(m, tl.max(tm, axis=0))
         ref = tl.where(m_new == float("-inf"), 0.0, m_new)
         d = x - ref
         e = tl.exp(d)
         # e == 0 terms are skipped: with logits near the float limit, 0 * inf would be NaN
-        bu = tl.sum(tl.where(e > 0, e * d, 0.0), axis=0)
+        bu = tl.sum(tl.sum(tl.where(e > 0, e * d, 0.0), axis=1), axis=0)
         w = tl.where(m == float("-inf"), 0.0, tl.exp(m - ref))
         u = tl.where(w > 0, w * (u + (m - ref) * s), 0.0) + bu
-        s = s * w + tl.sum(e, axis=0)
+        s = s * w + tl.sum(tl.sum(e, axis=1), axis=0)
         m = m_new
+        if SUMMARY > 0:
+            tiles = off // TILE + tiles_b
+            tl.store(tmax_ptr + tiles, tm, mask=tiles < NT)
+            if SUMMARY > 1:
+                # all levels in one reduction over [tiles, TILE, LEVELS] (one per level, as
+                # separate sums, cost about as much as the rest of the pass each)
+                jj = tl.arange(0, LEVELS)
+                lv = tm[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
+                lm = tl.sum(tl.where(x[:, :, None] >= lv[:, None, :], e[:, :, None], 0.0), axis=1)
+                f = tl.exp(ref - tm)[:, None]  # rescales sums of e to the tile's own max
+                lm = tl.where(f < float("inf"), lm * f, 0.0)
+                tl.store(lev_ptr + jj[None, :] * NT + tiles[:, None], lm, mask=tiles[:, None] < NT)
     return m, s, u, npinf
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt"])
-def _partial_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, B, C, has_edt, BLOCK: tl.constexpr):
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt", "NT"])
+def _partial_stats(
+    z_ptr,
+    stride_z,
+    V,
+    chunk,
+    fp_ptr,
+    bp_ptr,
+    part_ptr,
+    pn_ptr,
+    B,
+    C,
+    has_edt,
+    tmax_ptr,
+    lev_ptr,
+    NT,
+    BLOCK: tl.constexpr,
+    TILE: tl.constexpr,
+    SUMMARY: tl.constexpr,
+):
     row = tl.program_id(0)
     c = tl.program_id(1)
     t = tl.load(fp_ptr + F_TEMPERATURE * B + row)
@@ -131,7 +201,9 @@ def _partial_stats(z_ptr, stride_z, V, chunk, fp_ptr, bp_ptr, part_ptr, pn_ptr, 
         t = tl.where(tl.load(bp_ptr + B + row) != 0, 1.0, t)
     ptr = z_ptr + row.to(tl.int64) * stride_z
     start = c * chunk
-    mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, True, BLOCK)
+    tmax_row = tmax_ptr + row.to(tl.int64) * NT
+    lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
+    mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
     o = row * C + c
     tl.store(part_ptr + o, mm)
     tl.store(part_ptr + B * C + o, ss)
@@ -182,7 +254,7 @@ def _row_stats(part_ptr, pn_ptr, row, B, C, CB: tl.constexpr):
     return mm, ss, h, posinf
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "NT"])
 def _edt_stats(
     z_ptr,
     stride_z,
@@ -196,10 +268,16 @@ def _edt_stats(
     qn_ptr,
     B,
     C,
+    tmax_ptr,
+    lev_ptr,
+    NT,
     CB: tl.constexpr,
     BLOCK: tl.constexpr,
+    TILE: tl.constexpr,
+    SUMMARY: tl.constexpr,
 ):
-    """Second pass for EDT rows: stats of z / T_edt (other rows copy their first-pass partials)."""
+    """Second pass for EDT rows: stats (and tile summaries) of z / T_edt (other rows copy their
+    first-pass partials and keep their summaries)."""
     row = tl.program_id(0)
     c = tl.program_id(1)
     o = row * C + c
@@ -220,7 +298,9 @@ def _edt_stats(
         if (not greedy) and (not posinf) and (rm > float("-inf")):
             ptr = z_ptr + row.to(tl.int64) * stride_z
             start = c * chunk
-            mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, True, BLOCK)
+            tmax_row = tmax_ptr + row.to(tl.int64) * NT
+            lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
+            mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
     tl.store(qart_ptr + o, mm)
     tl.store(qart_ptr + B * C + o, ss)
     tl.store(qart_ptr + 2 * B * C + o, uu)
@@ -491,17 +571,11 @@ def _sel_target(sel_k, sel_p, row, IS_P: tl.constexpr):
 
 
 @triton.jit
-def _sel_window(sel_mx, sel_win, row, B, first):
-    mx = tl.load(sel_mx + row)
-    hi = mx
-    lo = mx - WINDOW
-    if first == 0:
-        hi = tl.load(sel_win + row)
-        lo = tl.load(sel_win + B + row)
-    return mx, hi, lo
+def _sel_window(sel_mx, sel_win, row, B):
+    return tl.load(sel_mx + row), tl.load(sel_win + row), tl.load(sel_win + B + row)
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
 def _sel_hist(
     z_ptr,
     stride_z,
@@ -520,7 +594,6 @@ def _sel_hist(
     cand_ptr,
     B,
     C,
-    first,
     last,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
@@ -532,7 +605,7 @@ def _sel_hist(
     c = tl.program_id(1)
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
-        mx, hi, lo = _sel_window(sel_mx, sel_win, row, B, first)
+        mx, hi, lo = _sel_window(sel_mx, sel_win, row, B)
         t = tl.load(res_ptr + B + row)
         posinf = tl.load(flag_ptr + row) != 0
         start = c * chunk
@@ -558,14 +631,13 @@ def _sel_range(
     row,
     B,
     C,
-    first,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
     NBINS: tl.constexpr,
 ):
     """What every program of a row derives alike from the round's histogram."""
     _, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
-    mx, hi, lo = _sel_window(sel_mx, sel_win, row, B, first)
+    mx, hi, lo = _sel_window(sel_mx, sel_win, row, B)
     inv_s = 1.0 / tl.load(sel_s + row)
     cs = tl.arange(0, CB)
     ok = cs < C
@@ -579,7 +651,7 @@ def _sel_range(
     return target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
 def _sel_collect(
     z_ptr,
     stride_z,
@@ -598,7 +670,6 @@ def _sel_collect(
     cand_ptr,
     B,
     C,
-    first,
     last,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
@@ -611,7 +682,7 @@ def _sel_collect(
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         tk, tp, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, IS_P, CB, NBINS
         )
         if not few:
             t = tl.load(res_ptr + B + row)
@@ -649,7 +720,7 @@ def _sel_collect(
             tl.store(pf_ptr + 6 * n + o, l_lo)
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "first", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
 def _sel_resolve(
     z_ptr,
     stride_z,
@@ -668,7 +739,6 @@ def _sel_resolve(
     cand_ptr,
     B,
     C,
-    first,
     last,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
@@ -680,7 +750,7 @@ def _sel_resolve(
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, first, IS_P, CB, NBINS
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, IS_P, CB, NBINS
         )
         result = float("-inf")
         done = True
@@ -740,7 +810,184 @@ def _sel_resolve(
                 tl.store(sel_k + row, 0)
 
 
-@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins"])
+# ---- round 0 of a selection: the statistics pass left each tile's max (and, for top_p, level
+# masses); `_finish_rows` turned them into a lower bound lo on each row's cut (`_tile_bounds`), so
+# the cut is among the elements >= lo. `_sel_first` (grid B x C) copies those, reading only tiles
+# whose max reaches lo; `_sel_first_resolve` (grid B) reads the cut off them when they fit the
+# buffer, and otherwise leaves the window [lo, max] to the histogram round (a row without a
+# bound, lo = NaN, gets [max - WINDOW, max]).
+
+
+@triton.jit
+def _key(x):
+    """float32 -> int32 with the same order (-0.0 just below +0.0)."""
+    bits = x.to(tl.int32, bitcast=True)
+    return tl.where(bits >= 0, bits, bits ^ 0x7FFFFFFF)
+
+
+@triton.jit
+def _unkey(k):
+    return tl.where(k >= 0, k, k ^ 0x7FFFFFFF).to(tl.float32, bitcast=True)
+
+
+@triton.jit
+def _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS: tl.constexpr, NTC: tl.constexpr):
+    """Lower bounds (lo_k, lo_p) on a row's k-th largest scaled logit and its top_p cut; NaN: none.
+
+    top_k: the k-th largest tile max (k tiles hold an element at least that large). top_p: the
+    largest t at which the known masses reach top_p + 2e-5 (the margin covers the float32 sums):
+    a tile's elements >= its max - j * LEVEL_STEP weigh at least its level-j mass, so the mass >= t
+    is at least the sum over tiles of their largest level mass at a level >= t. Found by bisection
+    on the float's order (int keys), about 32 steps over [tiles, levels]."""
+    ts = tl.arange(0, NTC)
+    lo_k = float("nan")
+    lo_p = float("nan")
+    if need_k & (k <= NT):
+        srt = tl.sort(tmx, descending=True)
+        kth = tl.max(tl.where(ts == k - 1, srt, float("-inf")), axis=0)
+        lo_k = tl.where(kth > float("-inf"), kth, float("nan"))
+    if BOUNDS > 1:
+        if need_p:
+            jj = tl.arange(0, LEVELS)
+            ms = tl.load(lev_row + jj[None, :] * NT + ts[:, None], mask=ts[:, None] < NT, other=0.0)
+            lb = ms * tl.where(tmx > float("-inf"), tl.exp(tmx - mx), 0.0)[:, None]
+            lv = tmx[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
+            target = (top_p.to(tl.float64) + 2e-5) * ssum
+            lowest = tl.min(tl.where(tmx > float("-inf"), tmx - (LEVELS - 1) * LEVEL_STEP, float("inf")), axis=0)
+            got = tl.sum(tl.max(tl.where(lv >= lowest, lb, 0.0), axis=1).to(tl.float64), axis=0)
+            if got >= target:
+                a = _key(lowest).to(tl.int64)
+                b = _key(mx).to(tl.int64)
+                while a < b:
+                    mid = a + (b - a + 1) // 2
+                    t = _unkey(mid.to(tl.int32))
+                    got = tl.sum(tl.max(tl.where(lv >= t, lb, 0.0), axis=1).to(tl.float64), axis=0)
+                    ok = got >= target
+                    a = tl.where(ok, mid, a)
+                    b = tl.where(ok, b, mid - 1)
+                lo_p = _unkey(a.to(tl.int32))
+    return lo_k, lo_p
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "NT"])
+def _sel_first(
+    z_ptr,
+    stride_z,
+    V,
+    chunk,
+    res_ptr,
+    sel_k,
+    sel_p,
+    win_ptr,
+    tmax_ptr,
+    NT,
+    cnt_ptr,
+    cand_ptr,
+    B,
+    IS_P: tl.constexpr,
+    BLOCK: tl.constexpr,
+    TILE: tl.constexpr,
+    CAPN: tl.constexpr,
+):
+    """Copy the row's scaled logits >= lo (its bound) from this program's chunk into the row's
+    candidate buffer (slots from the row's counter), skipping tiles whose max is below lo."""
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    lo = tl.load(win_ptr + B + row)
+    if active & (lo == lo):
+        t = tl.load(res_ptr + B + row)
+        NTB: tl.constexpr = BLOCK // TILE
+        tiles_b = tl.arange(0, NTB)
+        lanes = tiles_b[:, None] * TILE + tl.arange(0, TILE)[None, :]
+        ptr = z_ptr + row.to(tl.int64) * stride_z
+        tmax_row = tmax_ptr + row.to(tl.int64) * NT
+        cand = cand_ptr + row.to(tl.int64) * CAPN
+        start = c * chunk
+        for off in range(start, start + chunk, BLOCK):
+            tiles = off // TILE + tiles_b
+            live = tl.load(tmax_row + tiles, mask=tiles < NT, other=float("-inf")) >= lo
+            if tl.max(live.to(tl.int32), axis=0) > 0:  # most blocks of a top_k row hold no candidate
+                offs = off + lanes
+                x = tl.load(ptr + offs, mask=live[:, None] & (offs < V), other=float("-inf")).to(tl.float32)
+                x = tl.where(x != x, float("-inf"), x)
+                if t != 1.0:
+                    x = tl.math.div_rn(x, t)
+                keep = x >= lo
+                ki = keep.to(tl.int32)
+                per_tile = tl.sum(ki, axis=1)
+                n_here = tl.sum(per_tile, axis=0)
+                if n_here > 0:
+                    slot = tl.atomic_add(cnt_ptr + row, n_here, sem="relaxed")
+                    pos = slot + (tl.cumsum(per_tile, axis=0) - per_tile)[:, None] + tl.cumsum(ki, axis=1) - 1
+                    tl.store(cand + pos, x, mask=keep & (pos < CAPN))
+
+
+@triton.jit
+def _pick_bisect(cand_ptr, n_c, mx, inv_s, target_k, target_p, IS_P: tl.constexpr, CAPN: tl.constexpr):
+    """The threshold from n_c <= CAPN candidates without sorting them: the largest candidate value v
+    with (count of candidates >= v) >= k, or (their mass) >= top_p; bisection on the floats' order,
+    at most 32 steps of one masked sum each. The smallest candidate when the mass never gets there."""
+    caps = tl.arange(0, CAPN)
+    ok = caps < n_c
+    c = tl.load(cand_ptr + caps, mask=ok, other=0.0) + 0.0  # + 0.0: -0.0 becomes +0.0
+    key = _key(c)
+    if IS_P:
+        w = tl.where(ok, tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
+    a = tl.min(tl.where(ok, key, 2147483647), axis=0).to(tl.int64)
+    b = tl.max(tl.where(ok, key, -2147483647), axis=0).to(tl.int64)
+    while a < b:
+        mid = a + (b - a + 1) // 2
+        above = ok & (key >= mid.to(tl.int32))
+        if IS_P:
+            reach = tl.sum(tl.where(above, w, 0.0), axis=0) >= target_p
+        else:
+            reach = tl.sum(above.to(tl.int32), axis=0) >= target_k
+        a = tl.where(reach, mid, a)
+        b = tl.where(reach, b, mid - 1)
+    return _unkey(a.to(tl.int32))
+
+
+@triton.jit(do_not_specialize=["B"])
+def _sel_first_resolve(
+    res_ptr,
+    sel_k,
+    sel_p,
+    sel_mx,
+    sel_s,
+    win_ptr,
+    cnt_ptr,
+    cand_ptr,
+    B,
+    IS_P: tl.constexpr,
+    CAPN: tl.constexpr,
+):
+    row = tl.program_id(0)
+    active, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
+    if active:
+        mx = tl.load(sel_mx + row)
+        lo = tl.load(win_ptr + B + row)
+        if lo != lo:  # no bound: the histogram round starts from [max - WINDOW, max]
+            tl.store(win_ptr + B + row, mx - WINDOW)
+        else:
+            n_c = tl.load(cnt_ptr + row)
+            if n_c <= CAPN:  # else the histogram round takes the window [lo, max] as it is
+                cand = cand_ptr + row.to(tl.int64) * CAPN
+                inv_s = 1.0 / tl.load(sel_s + row)
+                if n_c <= SMALL_CAP:
+                    result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
+                elif n_c <= MID_CAP:  # bisection steps cost in proportion to the block they scan
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP)
+                else:
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, CAPN)
+                tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
+                if IS_P:
+                    tl.store(sel_p + row, 1.0)
+                else:
+                    tl.store(sel_k + row, 0)
+
+
+@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT"])
 def _finish_rows(
     V,
     part_ptr,
@@ -759,10 +1006,17 @@ def _finish_rows(
     sel_p,
     sel_mx,
     sel_s,
+    win_k,
+    win_p,
+    tmax_ptr,
+    lev_ptr,
+    NT,
     has_edt,
     has_bins,
     CB: tl.constexpr,
     SELECT: tl.constexpr,
+    BOUNDS: tl.constexpr,
+    NTC: tl.constexpr,
 ):
     row = tl.program_id(0)
     mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
@@ -817,6 +1071,19 @@ def _finish_rows(
         tl.store(sel_p + row, tl.where(need_p, top_p, 1.0))
         tl.store(sel_mx + row, mx)
         tl.store(sel_s + row, ssum)
+        # round 0's windows [lo, max]: lo from the tile summaries (NaN: no bound)
+        lo_k = float("nan")
+        lo_p = float("nan")
+        if BOUNDS > 0:
+            if (not posinf) & (mx > float("-inf")) & (mx < float("inf")) & (need_k | need_p):
+                ts = tl.arange(0, NTC)
+                tmx = tl.load(tmax_ptr + row.to(tl.int64) * NT + ts, mask=ts < NT, other=float("-inf"))
+                lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
+                lo_k, lo_p = _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS, NTC)
+        tl.store(win_k + row, mx)
+        tl.store(win_k + B + row, lo_k)
+        tl.store(win_p + row, mx)
+        tl.store(win_p + B + row, lo_p)
     # the argmax is always kept
     thr = tl.minimum(thr, mx)
     tl.store(res_ptr + row, thr)

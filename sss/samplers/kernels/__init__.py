@@ -233,8 +233,8 @@ def apply_rules_cuda(
                 cand,
                 rows,
                 IS_P=is_p,
-                BLOCK=STATS_BLOCK,
                 TILE=tile,
+                TPC=max(1, 1 << (chunk // tile - 1).bit_length()),
                 CAPN=first_cap,
                 num_warps=8,
             )
@@ -252,7 +252,7 @@ def apply_rules_cuda(
                 rows,
                 IS_P=is_p,
                 CAPN=first_cap,
-                num_warps=16,
+                num_warps=8,
             )
             # histogram rounds for the rows round 0 left (no bound, or more candidates than fit)
             for rnd in range(SPLIT_ROUNDS):

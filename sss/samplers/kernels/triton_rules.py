@@ -60,7 +60,7 @@ from .. import batch
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
 CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
 SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
-MID_CAP = tl.constexpr(2048)  # round 0: sets up to this size are bisected in a block of this size
+MID_CAP = tl.constexpr(2048)  # round 0: sets up to this size are bisected in registers, larger ones in blocks of it
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
 # per-tile summaries of the statistics pass: each tile's max, and (top_p) the mass of its elements
@@ -885,64 +885,105 @@ def _sel_first(
     cand_ptr,
     B,
     IS_P: tl.constexpr,
-    BLOCK: tl.constexpr,
     TILE: tl.constexpr,
+    TPC: tl.constexpr,
     CAPN: tl.constexpr,
 ):
     """Copy the row's scaled logits >= lo (its bound) from this program's chunk into the row's
-    candidate buffer (slots from the row's counter), skipping tiles whose max is below lo."""
+    candidate buffer (slots from the row's counter), reading only the tiles whose max reaches lo.
+
+    The chunk's (at most TPC) tile maxima are read once up front and the loop runs over the live
+    tiles alone: a loop that read each tile's max before deciding waited on that small load every
+    step, which cost about as much as reading the whole row."""
     row = tl.program_id(0)
     c = tl.program_id(1)
     active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
     lo = tl.load(win_ptr + B + row)
     if active & (lo == lo):
         t = tl.load(res_ptr + B + row)
-        NTB: tl.constexpr = BLOCK // TILE
-        tiles_b = tl.arange(0, NTB)
-        lanes = tiles_b[:, None] * TILE + tl.arange(0, TILE)[None, :]
+        lanes = tl.arange(0, TILE)
         ptr = z_ptr + row.to(tl.int64) * stride_z
-        tmax_row = tmax_ptr + row.to(tl.int64) * NT
         cand = cand_ptr + row.to(tl.int64) * CAPN
-        start = c * chunk
-        for off in range(start, start + chunk, BLOCK):
-            tiles = off // TILE + tiles_b
-            live = tl.load(tmax_row + tiles, mask=tiles < NT, other=float("-inf")) >= lo
-            if tl.max(live.to(tl.int32), axis=0) > 0:  # most blocks of a top_k row hold no candidate
-                offs = off + lanes
-                x = tl.load(ptr + offs, mask=live[:, None] & (offs < V), other=float("-inf")).to(tl.float32)
-                x = tl.where(x != x, float("-inf"), x)
-                if t != 1.0:
-                    x = tl.math.div_rn(x, t)
-                keep = x >= lo
-                ki = keep.to(tl.int32)
-                per_tile = tl.sum(ki, axis=1)
-                n_here = tl.sum(per_tile, axis=0)
-                if n_here > 0:
-                    slot = tl.atomic_add(cnt_ptr + row, n_here, sem="relaxed")
-                    pos = slot + (tl.cumsum(per_tile, axis=0) - per_tile)[:, None] + tl.cumsum(ki, axis=1) - 1
-                    tl.store(cand + pos, x, mask=keep & (pos < CAPN))
+        js = tl.arange(0, TPC)
+        tix = c * (chunk // TILE) + js
+        ok = (js < chunk // TILE) & (tix < NT)
+        live = (tl.load(tmax_ptr + row.to(tl.int64) * NT + tix, mask=ok, other=float("-inf")) >= lo) & ok
+        rank = tl.cumsum(live.to(tl.int32), axis=0) - 1
+        for i in range(0, tl.sum(live.to(tl.int32), axis=0)):
+            tile = tl.sum(tl.where(live & (rank == i), tix, 0), axis=0)
+            offs = tile * TILE + lanes
+            x = tl.load(ptr + offs, mask=offs < V, other=float("-inf")).to(tl.float32)
+            x = tl.where(x != x, float("-inf"), x)
+            if t != 1.0:
+                x = tl.math.div_rn(x, t)
+            keep = x >= lo
+            ki = keep.to(tl.int32)
+            n_here = tl.sum(ki, axis=0)
+            slot = tl.atomic_add(cnt_ptr + row, n_here, sem="relaxed")
+            pos = slot + tl.cumsum(ki, axis=0) - 1
+            tl.store(cand + pos, x, mask=keep & (pos < CAPN))
 
 
 @triton.jit
-def _pick_bisect(cand_ptr, n_c, mx, inv_s, target_k, target_p, IS_P: tl.constexpr, CAPN: tl.constexpr):
-    """The threshold from n_c <= CAPN candidates without sorting them: the largest candidate value v
-    with (count of candidates >= v) >= k, or (their mass) >= top_p; bisection on the floats' order,
-    at most 32 steps of one masked sum each. The smallest candidate when the mass never gets there."""
-    caps = tl.arange(0, CAPN)
-    ok = caps < n_c
-    c = tl.load(cand_ptr + caps, mask=ok, other=0.0) + 0.0  # + 0.0: -0.0 becomes +0.0
-    key = _key(c)
-    if IS_P:
-        w = tl.where(ok, tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
-    a = tl.min(tl.where(ok, key, 2147483647), axis=0).to(tl.int64)
-    b = tl.max(tl.where(ok, key, -2147483647), axis=0).to(tl.int64)
+def _bisect_keys(c, ok):
+    """Order keys of candidates c (-0.0 taken as +0.0) and the (min, max) key of the valid ones."""
+    key = _key(c + 0.0)
+    return key, tl.min(tl.where(ok, key, 2147483647), axis=0), tl.max(tl.where(ok, key, -2147483647), axis=0)
+
+
+@triton.jit
+def _pick_bisect(
+    cand_ptr, n_c, mx, inv_s, target_k, target_p, IS_P: tl.constexpr, BLK: tl.constexpr, LOOP: tl.constexpr
+):
+    """The threshold from n_c candidates without sorting them: the largest candidate value v with
+    (count of candidates >= v) >= k, or (their mass) >= top_p; bisection on the floats' order, at
+    most 32 steps of one masked count / float64 mass sum each. The smallest candidate when the mass
+    never gets there. LOOP False: all n_c <= BLK candidates stay in registers; True: each step reads
+    them again in blocks of BLK (from L2: the buffer was just written)."""
+    lanes = tl.arange(0, BLK)
+    if LOOP:
+        a = tl.full([], 2147483647, tl.int32)
+        b = tl.full([], -2147483647, tl.int32)
+        for off in range(0, n_c, BLK):
+            ok = off + lanes < n_c
+            _, lo_b, hi_b = _bisect_keys(tl.load(cand_ptr + off + lanes, mask=ok, other=0.0), ok)
+            a = tl.minimum(a, lo_b)
+            b = tl.maximum(b, hi_b)
+        a = a.to(tl.int64)
+        b = b.to(tl.int64)
+    else:
+        ok = lanes < n_c
+        c = tl.load(cand_ptr + lanes, mask=ok, other=0.0)
+        key, a, b = _bisect_keys(c, ok)
+        a = a.to(tl.int64)
+        b = b.to(tl.int64)
+        if IS_P:
+            w = tl.where(ok, tl.exp(c - mx), 0.0).to(tl.float64) * inv_s
     while a < b:
         mid = a + (b - a + 1) // 2
-        above = ok & (key >= mid.to(tl.int32))
-        if IS_P:
-            reach = tl.sum(tl.where(above, w, 0.0), axis=0) >= target_p
+        if LOOP:
+            if IS_P:
+                got = tl.zeros([], tl.float64)
+            else:
+                got = tl.zeros([], tl.float32)
+            for off in range(0, n_c, BLK):
+                okb = off + lanes < n_c
+                cb = tl.load(cand_ptr + off + lanes, mask=okb, other=0.0)
+                above = okb & (_key(cb + 0.0) >= mid.to(tl.int32))
+                if IS_P:
+                    got += tl.sum(tl.where(above, tl.exp(cb - mx), 0.0).to(tl.float64), axis=0) * inv_s
+                else:
+                    got += tl.sum(above.to(tl.float32), axis=0)
         else:
-            reach = tl.sum(above.to(tl.int32), axis=0) >= target_k
+            above = ok & (key >= mid.to(tl.int32))
+            if IS_P:
+                got = tl.sum(tl.where(above, w, 0.0), axis=0)
+            else:
+                got = tl.sum(above.to(tl.float32), axis=0)
+        if IS_P:
+            reach = got >= target_p
+        else:
+            reach = got >= target_k
         a = tl.where(reach, mid, a)
         b = tl.where(reach, b, mid - 1)
     return _unkey(a.to(tl.int32))
@@ -976,10 +1017,10 @@ def _sel_first_resolve(
                 inv_s = 1.0 / tl.load(sel_s + row)
                 if n_c <= SMALL_CAP:
                     result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
-                elif n_c <= MID_CAP:  # bisection steps cost in proportion to the block they scan
-                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP)
+                elif n_c <= MID_CAP:
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, False)
                 else:
-                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, CAPN)
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, True)
                 tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
                 if IS_P:
                     tl.store(sel_p + row, 1.0)

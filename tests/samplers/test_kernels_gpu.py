@@ -137,10 +137,10 @@ def compare(z: torch.Tensor, specs: list[SamplerSpec], label: str) -> int:
     # Logits near the float32 limit divided by T < 1 overflow to +inf. The torch path then gets a
     # NaN threshold (log(0) + inf for an unused rule) and returns the row all -inf; the kernels
     # keep the overflowed tokens (as for +inf logits). Such rows are checked for that, not compared.
+    # (EDT rows too: their temperature is the torch path's, from the row's entropy)
     zf = z.float()
-    t = torch.tensor(
-        [1.0 if s.is_greedy or s.edt is not None else s.temperature for s in specs], device=z.device
-    ).unsqueeze(1)
+    t = rules.temperatures(rules.sanitize_with_max(zf)[0], batch)
+    t = torch.where(batch.greedy | (t < rules.MIN_TEMPERATURE), 1.0, t).unsqueeze(1)
     overflow = (torch.isfinite(zf) & torch.isinf(zf / t)).any(dim=1)
     if overflow.any():
         assert (kk[overflow].sum(dim=1) >= 1).all(), label

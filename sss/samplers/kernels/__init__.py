@@ -122,7 +122,7 @@ def apply_rules_cuda(
         sel_k = sel_k.view(torch.int64)
         count0 = -(-rows // 4) * 4  # round 0's candidate counter per row (aligned)
         block = -(-rows * (bins + 1) // 4) * 4  # histogram and counter per row, per round (aligned)
-        per_kind = count0 + SPLIT_ROUNDS * block
+        per_kind = count0 + max(1, SPLIT_ROUNDS) * block  # (room for the most rounds)
         zeroed = torch.zeros(2 * per_kind, dtype=torch.int32, device=dev)
     else:
         sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
@@ -254,12 +254,16 @@ def apply_rules_cuda(
                 CAPN=first_cap,
                 num_warps=8,
             )
-            # histogram rounds for the rows round 0 left (no bound, or more candidates than fit)
-            for rnd in range(SPLIT_ROUNDS):
+            # histogram rounds for the rows round 0 left (no bound, or more candidates than fit);
+            # one when round 0 has bounds for every row's k or top_p (each launch costs the host
+            # 20-40 us, more than a no-op round costs the GPU), else SPLIT_ROUNDS
+            bounded = summary == 2 if is_p else summary > 0 and facts.rank_k <= n_tiles
+            rounds = 1 if bounded else SPLIT_ROUNDS
+            for rnd in range(rounds):
                 zi = zk[count0 + rnd * block : count0 + (rnd + 1) * block]
                 # the three selection kernels take the same arguments
                 args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, win, zi, sel_pf)
-                args += (sel_pi, cand, rows, chunks, int(rnd == SPLIT_ROUNDS - 1))
+                args += (sel_pi, cand, rows, chunks, int(rnd == rounds - 1))
                 consts = dict(IS_P=is_p, CB=MAX_CHUNKS, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap)
                 _launch(k._sel_hist, grid, *args, **consts, num_warps=8)
                 _launch(k._sel_collect, grid, *args, **consts, num_warps=8)

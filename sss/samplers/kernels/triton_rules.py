@@ -65,7 +65,7 @@ MID_CAP = tl.constexpr(2048)  # round 0: sets up to this size are bisected in re
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
 # per-tile summaries of the statistics pass: each tile's max, and (top_p) the mass of its elements
 # within LEVEL_STEP * j of that max for j = 0..LEVELS-1; they bound each row's cut from below
-N_LEVELS = 8
+N_LEVELS = 8  # _online_stats writes these 8 one by one
 LEVELS = tl.constexpr(N_LEVELS)
 LEVEL_STEP = tl.constexpr(1.0)
 NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
@@ -103,6 +103,11 @@ def _load_row(ptr, offs, V, posinf):
     if posinf:
         x = tl.where(x == float("inf"), 0.0, float("-inf"))
     return x
+
+
+@triton.jit
+def _add8(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7):
+    return a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7
 
 
 @triton.jit
@@ -160,14 +165,34 @@ def _online_stats(
             tiles = off // TILE + tiles_b
             tl.store(tmax_ptr + tiles, tm, mask=tiles < NT)
             if SUMMARY > 1:
-                # all levels in one reduction over [tiles, TILE, LEVELS] (one per level, as
-                # separate sums, cost about as much as the rest of the pass each)
-                jj = tl.arange(0, LEVELS)
-                lv = tm[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
-                lm = tl.sum(tl.where(x[:, :, None] >= lv[:, None, :], e[:, :, None], 0.0), axis=1)
-                f = tl.exp(ref - tm)[:, None]  # rescales sums of e to the tile's own max
-                lm = tl.where(f < float("inf"), lm * f, 0.0)
-                tl.store(lev_ptr + jj[None, :] * NT + tiles[:, None], lm, mask=tiles[:, None] < NT)
+                # the LEVELS (8) masked sums in one reduction of 8 operands: 8 separate sums wait
+                # on 8 cross-warp exchanges per block, and a [.., LEVELS] tensor needs a layout
+                # conversion per block; both made this pass several times slower on the H200
+                lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7 = tl.reduce(
+                    (
+                        tl.where(x >= tm[:, None], e, 0.0),
+                        tl.where(x >= (tm - 1 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 2 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 3 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 4 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 5 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 6 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= (tm - 7 * LEVEL_STEP)[:, None], e, 0.0),
+                    ),
+                    1,
+                    _add8,
+                )
+                f = tl.exp(ref - tm)  # rescales sums of e to the tile's own max
+                f = tl.where(f < float("inf"), f, 0.0)
+                ok = tiles < NT
+                tl.store(lev_ptr + 0 * NT + tiles, lm0 * f, mask=ok)
+                tl.store(lev_ptr + 1 * NT + tiles, lm1 * f, mask=ok)
+                tl.store(lev_ptr + 2 * NT + tiles, lm2 * f, mask=ok)
+                tl.store(lev_ptr + 3 * NT + tiles, lm3 * f, mask=ok)
+                tl.store(lev_ptr + 4 * NT + tiles, lm4 * f, mask=ok)
+                tl.store(lev_ptr + 5 * NT + tiles, lm5 * f, mask=ok)
+                tl.store(lev_ptr + 6 * NT + tiles, lm6 * f, mask=ok)
+                tl.store(lev_ptr + 7 * NT + tiles, lm7 * f, mask=ok)
     return m, s, u, npinf
 
 

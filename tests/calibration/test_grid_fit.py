@@ -91,7 +91,13 @@ def test_streamed_grid_matches_a_plain_groupby(tmp_path):
 def test_grid_over_fewer_ranks_than_traced():
     steps = random_steps(2000, k=8, seed=1)
     full, head = build_grid(to_table(steps), 10), build_grid(to_table(steps), 10, top_k=3)
-    pd.testing.assert_frame_equal(head.reset_index(drop=True), full[full["rank"] <= 3].reset_index(drop=True))
+    head, sub = head.reset_index(drop=True), full[full["rank"] <= 3].reset_index(drop=True)
+    # p_std is sqrt(E[p^2] - E[p]^2) from float32 BLAS block sums, whose order depends on the
+    # matrix width (3 or 8 ranks) and the CPU's kernels; the cancellation turns their 1e-7 into
+    # ~1e-4 relative (5.6e-5 seen on a CI machine), so that column is compared to 1e-3
+    rest = [c for c in head.columns if c != "p_std"]
+    pd.testing.assert_frame_equal(head[rest], sub[rest])
+    np.testing.assert_allclose(head["p_std"], sub["p_std"], rtol=1e-3)
     with pytest.raises(ValueError, match="top_k"):
         build_grid(to_table(steps), 10, top_k=9)
 

@@ -103,10 +103,11 @@ def apply_rules_cuda(
     n_parts = 2 if has_edt else 1
     # scratch, in few allocations (each costs host time): float32 partials (max, sum, sum*shift)
     # per pass, then threshold and temperature per row; int32 +inf counts per pass, then the +inf
-    # flag per row; with selection, its float / int partials, the targets, the scaled max, the next
-    # window, the candidate buffers, the float64 normaliser and int64 k, and a zeroed block per round
+    # flag per row; with selection, its float / int partials, the top_p targets, the scaled max,
+    # the candidate buffers, per kind a window [max, lo] per row (round 0's bound, then the
+    # histogram rounds' windows), the tile maxima and level masses, the float64 normaliser and
+    # int64 k, and a zeroed block per kind (round 0's counters, a histogram per round)
     rc = rows * chunks
-    # (round 0: per kind a window [max, lo] per row, the tile maxima and level masses)
     n_lev = rows * k.N_LEVELS * n_tiles if summary == 2 else 1
     sel_sizes = [7 * rc, rows, rows, rows * first_cap, 2 * rows, 2 * rows, rows * n_tiles, n_lev]
     f_sizes = [3 * rc] * n_parts + [2 * rows] + (sel_sizes if select else [])
@@ -127,7 +128,6 @@ def apply_rules_cuda(
     else:
         sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
         win_k = win_p = tmax = lev = res
-    n_tiles_arg = n_tiles
     grid = (rows, chunks)
     stride = logits.stride(0)
     _launch(
@@ -146,7 +146,7 @@ def apply_rules_cuda(
         int(has_edt),
         tmax,
         lev,
-        n_tiles_arg,
+        n_tiles,
         BLOCK=STATS_BLOCK,
         TILE=tile,
         SUMMARY=summary,
@@ -170,7 +170,7 @@ def apply_rules_cuda(
             chunks,
             tmax,
             lev,
-            n_tiles_arg,
+            n_tiles,
             CB=MAX_CHUNKS,
             BLOCK=STATS_BLOCK,
             TILE=tile,
@@ -201,7 +201,7 @@ def apply_rules_cuda(
         win_p,
         tmax,
         lev,
-        n_tiles_arg,
+        n_tiles,
         int(has_edt),
         int(has_bins),
         CB=MAX_CHUNKS,
@@ -228,7 +228,7 @@ def apply_rules_cuda(
                 sel_p,
                 win,
                 tmax,
-                n_tiles_arg,
+                n_tiles,
                 zk,
                 cand,
                 rows,

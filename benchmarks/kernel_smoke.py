@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Quick check of the sampler kernel on a GPU: kept sets against the torch path, and wall time
 against the `amax` floor, for a few rules at V = 151,936 (a minute; the full runs are
-`scripts/gpu-tests.sh`). Used while tuning launch shapes (SSS_KERNEL_CHUNK / SSS_KERNEL_WARPS).
+`scripts/gpu-tests.sh`). Used while tuning (`--profile`: each kernel's device time; `--graph`: a CUDA-graph
+replay of the call; buffer sizes: benchmarks/kernel_variants.sh).
 
     python benchmarks/kernel_smoke.py [--rows 1 64 256] [--rules none top_p ...]
 """

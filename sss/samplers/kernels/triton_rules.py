@@ -60,7 +60,8 @@ from .. import batch
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
 CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
 SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
-MID_CAP = tl.constexpr(2048)  # round 0: sets up to this size are bisected in registers, larger ones in blocks of it
+# round 0: sets up to this size are bisected in registers, larger ones in blocks of it
+MID_CAP = tl.constexpr(int(os.environ.get("SSS_KERNEL_MID", 2048)))
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
 # per-tile summaries of the statistics pass: each tile's max, and (top_p) the mass of its elements

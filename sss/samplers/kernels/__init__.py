@@ -18,15 +18,22 @@ from ..batch import SamplerBatch
 DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 # launch shapes (H200-tuned; see benchmarks/bench_process_logits.py and docs/kernels.md)
-STATS_BLOCK = 2048  # elements per program step in the statistics pass
+# elements per program step in the statistics pass (and so per tile); SSS_KERNEL_STATS_BLOCK for tuning runs
+STATS_BLOCK = int(os.environ.get("SSS_KERNEL_STATS_BLOCK", 2048))
 STATS_PROGRAMS = 1024  # aim for about this many (row, chunk) programs in that pass
 MAX_CHUNKS = 128  # chunks per row at most (one compiled size for the partials' reduction)
 SELECT_BLOCK = 4096  # elements per step of the selection passes (histogram, collect, the one-program fallback)
 MASK_BLOCK = 4096  # elements per program of the output pass
 SPLIT_ROUNDS = 2  # histogram rounds (after round 0) split over a row's programs before one program finishes it
-# elements per tile of the statistics pass's summaries: one block (a tile of 256, held as [8, 256],
-# made that pass 2.4x slower on the H200; with levels 8x); at most NT_CAP tiles per row
-TILE = STATS_BLOCK
+# elements per tile of the statistics pass's maxima (at most NT_CAP tiles per row), one block by
+# default (a tile of 256, held as [8, 256], made that pass 2.4x slower on the H200); the level
+# masses are per block. SSS_KERNEL_TILE for tuning runs
+TILE = int(os.environ.get("SSS_KERNEL_TILE", STATS_BLOCK))
+# rules that need the normaliser (log-sum-exp, p_max, entropy) of z / T: with EDT rows, their
+# temperature comes from the unscaled entropy, and these rules then need a second read
+SCALED_STATS_RULES = frozenset(
+    {"top_p", "epsilon", "eta", "calibrated_epsilon", "greedy_threshold", "confidence_bin", "calibrated_topk"}
+)
 FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
 
@@ -83,6 +90,9 @@ def apply_rules_cuda(
     has_edt = "edt" in uses
     has_bins = bool(uses & {"calibrated_topk", "confidence_bin"})
     select = facts.top_p_count > 0 or facts.rank_k > 1
+    # EDT's second read (stats of z / T) only where a rule needs z / T's normaliser or the tile
+    # summaries of z / T; otherwise the per-row stage scales the max alone
+    edt_pass = has_edt and bool(select or uses & SCALED_STATS_RULES)
 
     # round 0 of a selection needs tile summaries from the statistics pass: maxima (1), plus the
     # level masses when a row has top_p (2); 0 when tiles that fit NT_CAP would exceed a block
@@ -100,37 +110,40 @@ def apply_rules_cuda(
     chunk = triton.cdiv(n_blocks, chunks) * STATS_BLOCK
     chunks = triton.cdiv(vocab, chunk)
     fp, ip, bp, ks_stride = _packed_params(batch, k)
-    n_parts = 2 if has_edt else 1
-    # scratch, in few allocations (each costs host time): float32 partials (max, sum, sum*shift)
-    # per pass, then threshold and temperature per row; int32 +inf counts per pass, then the +inf
-    # flag per row; with selection, its float / int partials, the top_p targets, the scaled max,
-    # the candidate buffers, per kind a window [max, lo] per row (round 0's bound, then the
-    # histogram rounds' windows), the tile maxima and level masses, the float64 normaliser and
-    # int64 k, and a zeroed block per kind (round 0's counters, a histogram per round)
+    n_parts = 2 if edt_pass else 1
+    hb = -(-(bins + 1) // 4) * 4  # a histogram and its candidate counter, 16-byte aligned
+    zs = 8 + 2 * SPLIT_ROUNDS * hb  # ints per row: round 0's counter per kind (at 0 and 4), the histograms
+    # scratch: float32 partials (max, sum, sum*shift) per pass, then threshold and temperature per
+    # row; int32 +inf counts per pass, then the +inf flag per row; with selection, its float / int
+    # partials, the top_p targets, the scaled max, the candidate buffers, per kind a window
+    # [max, lo] per row (round 0's bound, then the histogram rounds' windows), the tile maxima and
+    # level masses, the counters and histograms (zs per row, zeroed by `_finish_rows`), the
+    # float64 normaliser and int64 k
     rc = rows * chunks
-    n_lev = rows * k.N_LEVELS * n_tiles if summary == 2 else 1
+    n_lev = rows * (k.N_LEVELS + 1) * n_tiles if summary == 2 else 1  # per block: levels and max
     sel_sizes = [7 * rc, rows, rows, rows * first_cap, 2 * rows, 2 * rows, rows * n_tiles, n_lev]
-    f_sizes = [3 * rc] * n_parts + [2 * rows] + (sel_sizes if select else [])
-    i_sizes = [rc] * n_parts + [rows] + ([2 * rc] if select else [])
-    f_views = _carve(torch.float32, f_sizes, dev)
-    i_views = _carve(torch.int32, i_sizes, dev)
+    f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
+    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
+    d_sizes = (rows, rows) if select else ()
+    f_views, i_views, d_views = _workspace(dev, f_sizes, i_sizes, d_sizes)
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
         sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, lev = f_views[n_parts + 1 :]
-        sel_pi = i_views[n_parts + 1]
-        sel_s, sel_k = _carve(torch.float64, [rows, rows], dev)
+        sel_pi, zsel = i_views[n_parts + 1 :]
+        sel_s, sel_k = d_views
         sel_k = sel_k.view(torch.int64)
-        count0 = -(-rows // 4) * 4  # round 0's candidate counter per row (aligned)
-        block = -(-rows * (bins + 1) // 4) * 4  # histogram and counter per row, per round (aligned)
-        per_kind = count0 + max(1, SPLIT_ROUNDS) * block  # (room for the most rounds)
-        zeroed = torch.zeros(2 * per_kind, dtype=torch.int32, device=dev)
     else:
-        sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zeroed = res  # unused
+        sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = res  # unused
         win_k = win_p = tmax = lev = res
+    out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
+    # what Triton specialises on among the tensors that do not come from the workspace (whose
+    # views are all 16-byte aligned, of fixed dtypes): their dtype and 16-byte alignment
+    sig = tuple((t.dtype, t.data_ptr() % 16 == 0) for t in (logits, fp, ip, bp))
+    launch = _Launcher(sig, _stream(dev))
     grid = (rows, chunks)
     stride = logits.stride(0)
-    _launch(
+    launch(
         k._partial_stats,
         grid,
         logits,
@@ -152,8 +165,8 @@ def apply_rules_cuda(
         SUMMARY=summary,
         num_warps=8,
     )
-    if has_edt:
-        _launch(
+    if edt_pass:
+        launch(
             k._edt_stats,
             grid,
             logits,
@@ -177,7 +190,7 @@ def apply_rules_cuda(
             SUMMARY=summary,
             num_warps=8,
         )
-    _launch(
+    launch(
         k._finish_rows,
         (rows,),
         vocab,
@@ -202,21 +215,26 @@ def apply_rules_cuda(
         tmax,
         lev,
         n_tiles,
-        int(has_edt),
+        n_blocks,
+        0 if not has_edt else 1 if edt_pass else 2,
         int(has_bins),
+        zsel,
+        zs,
         CB=MAX_CHUNKS,
         SELECT=select,
         BOUNDS=summary,
         NTC=tiles_pow2,
+        ZP=1 << (zs - 1).bit_length(),
         num_warps=8 if summary == 2 else 4,
     )
     if select:
+        arrive = _arrivals(dev, rows)
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
         for n, is_p in enumerate(kinds):
-            zk = zeroed[n * per_kind : (n + 1) * per_kind]
             win = win_p if is_p else win_k
             # round 0: the candidates above the tile-summary bound (`_finish_rows` set it)
-            _launch(
+            zk = zsel[4 * n :]
+            launch(
                 k._sel_first,
                 grid,
                 logits,
@@ -230,6 +248,7 @@ def apply_rules_cuda(
                 tmax,
                 n_tiles,
                 zk,
+                zs,
                 cand,
                 rows,
                 IS_P=is_p,
@@ -238,7 +257,7 @@ def apply_rules_cuda(
                 CAPN=first_cap,
                 num_warps=8,
             )
-            _launch(
+            launch(
                 k._sel_first_resolve,
                 (rows,),
                 res,
@@ -248,6 +267,7 @@ def apply_rules_cuda(
                 sel_s,
                 win,
                 zk,
+                zs,
                 cand,
                 rows,
                 IS_P=is_p,
@@ -256,20 +276,19 @@ def apply_rules_cuda(
             )
             # histogram rounds for the rows round 0 left (no bound, or more candidates than fit);
             # one when round 0 has bounds for every row's k or top_p (each launch costs the host
-            # 20-40 us, more than a no-op round costs the GPU), else SPLIT_ROUNDS
+            # time, more than a no-op round costs the GPU), else SPLIT_ROUNDS; each round's
+            # resolve runs in the collect pass's last program per row
             bounded = summary == 2 if is_p else summary > 0 and facts.rank_k <= n_tiles
             rounds = 1 if bounded else SPLIT_ROUNDS
             for rnd in range(rounds):
-                zi = zk[count0 + rnd * block : count0 + (rnd + 1) * block]
-                # the three selection kernels take the same arguments
-                args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, win, zi, sel_pf)
-                args += (sel_pi, cand, rows, chunks, int(rnd == rounds - 1))
+                zi = zsel[8 + (n * SPLIT_ROUNDS + rnd) * hb :]
+                # the two kernels take the same arguments
+                args = (logits, stride, vocab, chunk, res, flag, sel_k, sel_p, sel_mx, sel_s, win, zi, zs, sel_pf)
+                args += (sel_pi, cand, arrive[n * SPLIT_ROUNDS + rnd], rows, chunks, int(rnd == rounds - 1))
                 consts = dict(IS_P=is_p, CB=MAX_CHUNKS, BLOCK=SELECT_BLOCK, NBINS=bins, CAPN=cap)
-                _launch(k._sel_hist, grid, *args, **consts, num_warps=8)
-                _launch(k._sel_collect, grid, *args, **consts, num_warps=8)
-                _launch(k._sel_resolve, (rows,), *args, **consts, num_warps=16 if cap >= 4096 else 8)
-    out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
-    _launch(
+                launch(k._sel_hist, grid, *args, **consts, num_warps=8)
+                launch(k._sel_collect, grid, *args, **consts, num_warps=8)
+    launch(
         k._mask,
         (rows, triton.cdiv(vocab, MASK_BLOCK)),
         logits,
@@ -286,12 +305,47 @@ def apply_rules_cuda(
     return out
 
 
-def _carve(dtype: torch.dtype, sizes: list[int], dev: torch.device) -> list[torch.Tensor]:
-    """Views of one fresh buffer of `sizes` elements each, every one starting 16-byte aligned.
+def _stream(dev: torch.device) -> int | None:
+    """The current raw CUDA stream of `dev` (None for CPU tensors: Triton's interpreter)."""
+    if dev.type != "cuda":
+        return None
+    return torch._C._cuda_getCurrentRawStream(dev.index if dev.index is not None else torch.cuda.current_device())
 
-    Triton specialises kernels on whether each pointer is 16-byte aligned; unaligned views
-    (offsets that depend on B and V) would compile a new variant per shape.
-    """
+
+# Scratch per (device, stream, sizes): the views of one float32, one int32 and one float64 buffer,
+# each view 16-byte aligned (Triton specialises kernels on pointer alignment; unaligned views, at
+# offsets that depend on B and V, would compile a variant per shape). Kept between calls, since
+# each allocation and view costs host time (a few us); per stream, as calls on two streams may
+# overlap; a few sizes at most (a decode loop's batch size changes now and then). Every call
+# writes what it reads (`_finish_rows` zeroes the counters), so nothing carries over.
+WORKSPACES = 4
+_WORKSPACE: dict[tuple, tuple] = {}
+
+
+def _workspace(dev: torch.device, f_sizes: tuple, i_sizes: tuple, d_sizes: tuple) -> tuple:
+    if _capturing(dev):  # a CUDA graph owns what its capture allocates: nothing cached
+        return tuple(_carve(dtype, sizes, dev) for dtype, sizes in zip(_SCRATCH_DTYPES, (f_sizes, i_sizes, d_sizes)))
+    key = (dev, _stream(dev), f_sizes, i_sizes, d_sizes)
+    views = _WORKSPACE.pop(key, None)
+    if views is None:
+        views = tuple(_carve(dtype, sizes, dev) for dtype, sizes in zip(_SCRATCH_DTYPES, (f_sizes, i_sizes, d_sizes)))
+        while len(_WORKSPACE) >= WORKSPACES:
+            _WORKSPACE.pop(next(iter(_WORKSPACE)))  # the least recently used
+    _WORKSPACE[key] = views  # (re)inserted last: most recently used
+    return views
+
+
+_SCRATCH_DTYPES = (torch.float32, torch.int32, torch.float64)
+
+
+def _capturing(dev: torch.device) -> bool:
+    return dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+def _carve(dtype: torch.dtype, sizes: tuple, dev: torch.device) -> list[torch.Tensor]:
+    """Views of one fresh buffer of `sizes` elements each, every one starting 16-byte aligned."""
+    if not sizes:
+        return []
     per = 16 // torch.empty((), dtype=dtype).element_size()
     starts, total = [], 0
     for n in sizes:
@@ -301,24 +355,71 @@ def _carve(dtype: torch.dtype, sizes: list[int], dev: torch.device) -> list[torc
     return [buf[a : a + n] for a, n in zip(starts, sizes)]
 
 
-# Triton's generic launch binds and specialises every argument on each call (tens of us of host
-# time per launch); a variant launched before is called directly. Its key is what Triton
-# specialises on here: the kernel, the constexprs, the tensors' dtypes and 16-byte alignment.
-_COMPILED: dict[tuple, object] = {}
+# Per (device, stream): the arrival counters of `_last_arrival` (one per row and histogram round),
+# zero between launches (each launch's last program per row resets its counter), so allocated and
+# zeroed once. Per stream, so that calls on two streams do not share counters.
+ARRIVAL_SLOTS = 2 * SPLIT_ROUNDS  # per kind (k, top_p) and histogram round
+_ARRIVALS: dict[tuple, list[torch.Tensor]] = {}
 
 
-def _launch(kernel, grid, *args, num_warps, **constexprs):
-    key = (
-        kernel,
-        num_warps,
-        *constexprs.items(),
-        *((a.dtype, a.data_ptr() % 16 == 0) for a in args if isinstance(a, torch.Tensor)),
-    )
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        _COMPILED[key] = kernel[grid](*args, **constexprs, num_warps=num_warps)
-    else:
-        compiled[(grid + (1, 1))[:3]](*args, *constexprs.values())
+def _arrivals(dev: torch.device, rows: int) -> list[torch.Tensor]:
+    if _capturing(dev):  # zeroed by a memset node at each replay
+        return list(torch.zeros((ARRIVAL_SLOTS, rows), dtype=torch.int32, device=dev).unbind(0))
+    key = (dev, _stream(dev))
+    slots = _ARRIVALS.get(key)
+    if slots is None or slots[0].numel() < rows:
+        width = -(-rows // 64) * 64  # 16-byte aligned rows
+        if len(_ARRIVALS) >= 16 and key not in _ARRIVALS:
+            _ARRIVALS.pop(next(iter(_ARRIVALS)))  # streams come and go (captures); keep a few
+        slots = list(torch.zeros((ARRIVAL_SLOTS, width), dtype=torch.int32, device=dev).unbind(0))
+        _ARRIVALS[key] = slots
+    return slots
+
+
+# A kernel variant launched before is launched through Triton's launcher directly: the generic
+# `kernel[grid](...)` binds and specialises every argument on each call, and even a compiled
+# kernel's `[grid](...)` looks up the device and stream per launch; together tens of us of host
+# time per launch (H200 machine, 2026-12-02: 35 / 18 / 14 us for 25 arguments). The key is what
+# Triton specialises on here: the kernel, the constexprs and warps, and `sig` (the caller's
+# tensors' dtypes and alignment; the workspace's views are aligned and of fixed dtypes).
+_COMPILED: dict[tuple, tuple] = {}
+
+
+class _Launcher:
+    __slots__ = ("sig", "stream", "direct")
+
+    def __init__(self, sig: tuple, stream: int | None):
+        self.sig, self.stream = sig, stream
+        self.direct = stream is not None and _no_launch_hooks()
+
+    def __call__(self, kernel, grid, *args, num_warps, **constexprs):
+        key = (kernel, num_warps, self.sig, *constexprs.items())
+        hit = _COMPILED.get(key) if self.direct else None
+        if hit is not None:
+            run, function, metadata, _ = hit
+            g = grid + (1, 1)
+            run(g[0], g[1], g[2], self.stream, function, metadata, None, None, None, *args, *constexprs.values())
+            return
+        compiled = kernel[grid](*args, **constexprs, num_warps=num_warps)
+        if compiled is not None and self.stream is not None:  # None: Triton's interpreter
+            _COMPILED[key] = (compiled.run, compiled.function, compiled.packed_metadata, compiled)
+
+
+def _no_launch_hooks() -> bool:
+    """Launch hooks (profilers such as Proton) need Triton's own launch path. Triton >= 3.5 holds
+    them in chains (an empty chain: none), earlier versions as a callable or None."""
+    runtime = getattr(_triton_knobs(), "runtime", None)
+    hooks = (getattr(runtime, "launch_enter_hook", None), getattr(runtime, "launch_exit_hook", None))
+    return all(h is None or (isinstance(getattr(h, "calls", None), list) and not h.calls) for h in hooks)
+
+
+@lru_cache(maxsize=1)
+def _triton_knobs():
+    try:
+        from triton import knobs
+    except ImportError:  # older Triton: no hooks to honour
+        return None
+    return knobs
 
 
 def _packed_params(batch: SamplerBatch, k) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:

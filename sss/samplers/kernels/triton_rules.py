@@ -18,8 +18,8 @@ Stages, each one launch for the whole (possibly mixed) batch:
    without a sort. Round 0 (``_sel_first``, grid (B, C), then ``_sel_first_resolve``, grid (B,))
    copies the elements at or above the bound and reads the cut off them; rows it leaves (no
    bound, or more candidates than its buffer) go through up to two histogram rounds
-   (``_sel_hist`` and ``_sel_collect``, grid (B, C), ``_sel_resolve``, grid (B,)) and, last,
-   one program per row (``_select``).
+   (``_sel_hist``, then ``_sel_collect``, grid (B, C), whose last program per row resolves the
+   round: `_last_arrival`) and, last, one program per row (``_select``).
 4. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
 
 Round 0's bounds: k tiles have a max at least the k-th largest tile max, so the k-th largest
@@ -133,9 +133,12 @@ def _online_stats(
     T = 1 skip the division (a correctly rounded division is a dozen instructions).
 
     A block is held as [BLOCK / TILE, TILE]. With SUMMARY >= 1 each tile's max goes to
-    tmax_ptr[tile]; with SUMMARY == 2 also, for j = 0..LEVELS-1, the sum of exp(z - tile max)
-    over the tile's elements >= tile max - j * LEVEL_STEP, at lev_ptr[j * NT + tile]
-    (elements more than ~87 below the block's running max count as 0: a lower bound still).
+    tmax_ptr[tile]; with SUMMARY == 2 also, for j = 0..LEVELS-1, the sum of exp(z - block max)
+    over the block's elements >= block max - j * LEVEL_STEP, at lev_ptr[j * NT + block], and the
+    block max at lev_ptr[LEVELS * NT + block] (elements more than ~87 below the block's running
+    max count as 0: a lower bound still). Levels per block, not per tile: the 8-operand
+    reduction, not the reads, sets this pass's time (67 -> 160 us on the H200 with one per
+    2,048 logits), and a bound needs them only where the row's mass is.
     """
     NTB: tl.constexpr = BLOCK // TILE
     tiles_b = tl.arange(0, NTB)
@@ -169,32 +172,58 @@ def _online_stats(
                 # the LEVELS (8) masked sums in one reduction of 8 operands: 8 separate sums wait
                 # on 8 cross-warp exchanges per block, and a [.., LEVELS] tensor needs a layout
                 # conversion per block; both made this pass several times slower on the H200
+                bm = tl.max(tm, axis=0)
                 lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7 = tl.reduce(
                     (
-                        tl.where(x >= tm[:, None], e, 0.0),
-                        tl.where(x >= (tm - 1 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 2 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 3 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 4 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 5 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 6 * LEVEL_STEP)[:, None], e, 0.0),
-                        tl.where(x >= (tm - 7 * LEVEL_STEP)[:, None], e, 0.0),
+                        tl.where(x >= bm, e, 0.0),
+                        tl.where(x >= bm - 1 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 2 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 3 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 4 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 5 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 6 * LEVEL_STEP, e, 0.0),
+                        tl.where(x >= bm - 7 * LEVEL_STEP, e, 0.0),
                     ),
                     1,
                     _add8,
                 )
-                f = tl.exp(ref - tm)  # rescales sums of e to the tile's own max
+                # then over the block's tiles ([BLOCK / TILE], one element by default)
+                lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7 = tl.reduce((lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7), 0, _add8)
+                f = tl.exp(ref - bm)  # rescales sums of e to the block's own max
                 f = tl.where(f < float("inf"), f, 0.0)
-                ok = tiles < NT
-                tl.store(lev_ptr + 0 * NT + tiles, lm0 * f, mask=ok)
-                tl.store(lev_ptr + 1 * NT + tiles, lm1 * f, mask=ok)
-                tl.store(lev_ptr + 2 * NT + tiles, lm2 * f, mask=ok)
-                tl.store(lev_ptr + 3 * NT + tiles, lm3 * f, mask=ok)
-                tl.store(lev_ptr + 4 * NT + tiles, lm4 * f, mask=ok)
-                tl.store(lev_ptr + 5 * NT + tiles, lm5 * f, mask=ok)
-                tl.store(lev_ptr + 6 * NT + tiles, lm6 * f, mask=ok)
-                tl.store(lev_ptr + 7 * NT + tiles, lm7 * f, mask=ok)
+                blk = off // BLOCK
+                ok = blk < NT
+                tl.store(lev_ptr + 0 * NT + blk, lm0 * f, mask=ok)
+                tl.store(lev_ptr + 1 * NT + blk, lm1 * f, mask=ok)
+                tl.store(lev_ptr + 2 * NT + blk, lm2 * f, mask=ok)
+                tl.store(lev_ptr + 3 * NT + blk, lm3 * f, mask=ok)
+                tl.store(lev_ptr + 4 * NT + blk, lm4 * f, mask=ok)
+                tl.store(lev_ptr + 5 * NT + blk, lm5 * f, mask=ok)
+                tl.store(lev_ptr + 6 * NT + blk, lm6 * f, mask=ok)
+                tl.store(lev_ptr + 7 * NT + blk, lm7 * f, mask=ok)
+                tl.store(lev_ptr + LEVELS * NT + blk, bm, mask=ok)
     return m, s, u, npinf
+
+
+@triton.jit
+def _last_arrival(arr_ptr, C):
+    """True in the last of a row's C programs to get here, which then finishes the row's work.
+
+    The counter at arr_ptr is zero before and after the launch (the last program resets it). The
+    barrier puts every thread's stores before the release of the atomic; the last program reads
+    the others' results after its acquire, with ".cg" loads where an SM's L1 may hold the lines
+    (results of neighbouring rows share them).
+
+    It saves a launch (host time) where most rows have nothing to do: the histogram round after
+    round 0. Where every row works it cost more device time than the launch saved (H200,
+    2026-12-02: the statistics pass with its per-row end 67 -> 81 us, round 0 with its resolve
+    45 -> 73 us for top_k and 202 -> 266 us for top_p; the waiting program holds its slot and the
+    merged kernel needs more registers)."""
+    tl.debug_barrier()
+    old = tl.atomic_add(arr_ptr, 1, sem="acq_rel", scope="gpu")
+    last = old == C - 1
+    tl.store(arr_ptr, 0, mask=last)
+    return last
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "has_edt", "NT"])
@@ -228,7 +257,7 @@ def _partial_stats(
     ptr = z_ptr + row.to(tl.int64) * stride_z
     start = c * chunk
     tmax_row = tmax_ptr + row.to(tl.int64) * NT
-    lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
+    lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
     mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
     o = row * C + c
     tl.store(part_ptr + o, mm)
@@ -325,7 +354,7 @@ def _edt_stats(
             ptr = z_ptr + row.to(tl.int64) * stride_z
             start = c * chunk
             tmax_row = tmax_ptr + row.to(tl.int64) * NT
-            lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
+            lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
             mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
     tl.store(qart_ptr + o, mm)
     tl.store(qart_ptr + B * C + o, ss)
@@ -549,7 +578,7 @@ def _select(
     CAPN: tl.constexpr,
 ):
     """Exact k-th largest scaled logit (IS_P False) or the top_p cut (IS_P True) of one row, by one
-    program, starting from the window [lo, hi]: the fallback of `_sel_resolve` for rows whose
+    program, starting from the window [lo, hi]: the fallback of `_round_resolve` for rows whose
     first round left too many candidates (ties, dense rows)."""
     result = float("-inf")
     done = 0
@@ -578,13 +607,13 @@ def _select(
     return result
 
 
-# ---- selection split over C programs per row (grid B x C), finished per row (grid B), in up to
-# SPLIT_ROUNDS rounds before one program per row takes over (`_select`). Per row, `sel_*` hold
-# what `_finish_rows` decided: the target (k, or top_p; 0 / 1 = none, and set so once the row is
-# done), the scaled max, the float64 normaliser and the window of the next round. Workspace per
-# round: a zeroed [B, NBINS + 1] block (histogram and candidate counter) and float / int
-# partials per (row, program). The three kernels take the same arguments (the launcher passes
-# one tuple); each reads what it needs.
+# ---- selection split over C programs per row (grid B x C), finished by each row's last program,
+# in up to SPLIT_ROUNDS rounds before one program per row takes over (`_select`). Per row, `sel_*`
+# hold what `_finish_rows` decided: the target (k, or top_p; 0 / 1 = none, and set so once the row
+# is done), the scaled max, the float64 normaliser and the window of the next round. Workspace per
+# round: NBINS + 1 ints per row (histogram and candidate counter, zeroed by `_finish_rows`; rows
+# ZS apart) and float / int partials per (row, program). The two kernels take the same arguments
+# (the launcher passes one tuple); each reads what it needs.
 
 
 @triton.jit
@@ -601,7 +630,7 @@ def _sel_window(sel_mx, sel_win, row, B):
     return tl.load(sel_mx + row), tl.load(sel_win + row), tl.load(sel_win + B + row)
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last", "ZS"])
 def _sel_hist(
     z_ptr,
     stride_z,
@@ -615,9 +644,11 @@ def _sel_hist(
     sel_s,
     sel_win,
     zi_ptr,
+    ZS,
     pf_ptr,
     pi_ptr,
     cand_ptr,
+    arr_ptr,
     B,
     C,
     last,
@@ -629,7 +660,7 @@ def _sel_hist(
 ):
     row = tl.program_id(0)
     c = tl.program_id(1)
-    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    active, _, _ = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         mx, hi, lo = _sel_window(sel_mx, sel_win, row, B)
         t = tl.load(res_ptr + B + row)
@@ -638,7 +669,7 @@ def _sel_hist(
         h, m_above, n_fin = _histogram(
             z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS
         )
-        tl.atomic_add(zi_ptr + row * (NBINS + 1) + tl.arange(0, NBINS), h, sem="relaxed")
+        tl.atomic_add(zi_ptr + row.to(tl.int64) * ZS + tl.arange(0, NBINS), h, sem="relaxed")
         o = row * C + c
         tl.store(pf_ptr + o, m_above.to(tl.float32))
         tl.store(pi_ptr + o, n_fin)
@@ -651,7 +682,7 @@ def _sel_range(
     sel_mx,
     sel_s,
     sel_win,
-    zi_ptr,
+    zi_row,
     pf_ptr,
     pi_ptr,
     row,
@@ -661,7 +692,7 @@ def _sel_range(
     CB: tl.constexpr,
     NBINS: tl.constexpr,
 ):
-    """What every program of a row derives alike from the round's histogram."""
+    """What every program of a row derives alike from the round's histogram (at zi_row)."""
     _, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
     mx, hi, lo = _sel_window(sel_mx, sel_win, row, B)
     inv_s = 1.0 / tl.load(sel_s + row)
@@ -669,7 +700,7 @@ def _sel_range(
     ok = cs < C
     a_mass = tl.sum(tl.load(pf_ptr + row * C + cs, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
     n_finite = tl.sum(tl.load(pi_ptr + row * C + cs, mask=ok, other=0), axis=0)
-    h = tl.load(zi_ptr + row * (NBINS + 1) + tl.arange(0, NBINS))
+    h = tl.load(zi_row + tl.arange(0, NBINS))
     j_lo, j_hi, j_mid = _bin_range(h, a_mass, hi, lo, mx, inv_s, target_k, target_p, IS_P, NBINS)
     few = False
     if not IS_P:
@@ -677,7 +708,7 @@ def _sel_range(
     return target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last", "ZS"])
 def _sel_collect(
     z_ptr,
     stride_z,
@@ -691,9 +722,11 @@ def _sel_collect(
     sel_s,
     sel_win,
     zi_ptr,
+    ZS,
     pf_ptr,
     pi_ptr,
     cand_ptr,
+    arr_ptr,
     B,
     C,
     last,
@@ -703,38 +736,26 @@ def _sel_collect(
     NBINS: tl.constexpr,
     CAPN: tl.constexpr,
 ):
+    """The collect pass over this program's chunk; the row's last program then resolves the
+    round (`_round_resolve`)."""
     row = tl.program_id(0)
     c = tl.program_id(1)
-    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    active, _, _ = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
+        zi_row = zi_ptr + row.to(tl.int64) * ZS
         tk, tp, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, IS_P, CB, NBINS
+            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_row, pf_ptr, pi_ptr, row, B, C, IS_P, CB, NBINS
         )
+        t = tl.load(res_ptr + B + row)
+        posinf = tl.load(flag_ptr + row) != 0
+        cand = cand_ptr + row.to(tl.int64) * CAPN
+        ptr = z_ptr + row.to(tl.int64) * stride_z
         if not few:
-            t = tl.load(res_ptr + B + row)
-            posinf = tl.load(flag_ptr + row) != 0
             start = c * chunk
             nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
-                z_ptr + row.to(tl.int64) * stride_z,
-                start,
-                start + chunk,
-                V,
-                t,
-                posinf,
-                mx,
-                hi,
-                lo,
-                j_lo,
-                j_hi,
-                j_mid,
-                cand_ptr + row.to(tl.int64) * CAPN,
-                0,
-                zi_ptr + row * (NBINS + 1) + NBINS,
-                IS_P,
-                BLOCK,
-                NBINS,
-                CAPN,
-            )
+                ptr, start, start + chunk, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand, 0, zi_row + NBINS,
+                IS_P, BLOCK, NBINS, CAPN,
+            )  # fmt: skip
             o = row * C + c
             n = B * C
             tl.store(pi_ptr + n + o, nb)
@@ -744,96 +765,88 @@ def _sel_collect(
             tl.store(pf_ptr + 4 * n + o, u_lo)
             tl.store(pf_ptr + 5 * n + o, l_hi)
             tl.store(pf_ptr + 6 * n + o, l_lo)
+        if _last_arrival(arr_ptr + row, C):
+            _round_resolve(
+                ptr, V, t, posinf, res_ptr, sel_k, sel_p, sel_win, zi_row, pf_ptr, pi_ptr, cand, row, B, C, last,
+                tk, tp, mx, hi, lo, inv_s, j_hi, few, IS_P, CB, BLOCK, NBINS, CAPN,
+            )  # fmt: skip
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "C", "last"])
-def _sel_resolve(
-    z_ptr,
-    stride_z,
+@triton.jit
+def _round_resolve(
+    ptr,
     V,
-    chunk,
+    t,
+    posinf,
     res_ptr,
-    flag_ptr,
     sel_k,
     sel_p,
-    sel_mx,
-    sel_s,
     sel_win,
-    zi_ptr,
+    zi_row,
     pf_ptr,
     pi_ptr,
-    cand_ptr,
+    cand,
+    row,
     B,
     C,
     last,
+    target_k,
+    target_p,
+    mx,
+    hi,
+    lo,
+    inv_s,
+    j_hi,
+    few,
     IS_P: tl.constexpr,
     CB: tl.constexpr,
     BLOCK: tl.constexpr,
     NBINS: tl.constexpr,
     CAPN: tl.constexpr,
 ):
-    row = tl.program_id(0)
-    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
-    if active:
-        target_k, target_p, mx, hi, lo, inv_s, j_lo, j_hi, j_mid, few = _sel_range(
-            sel_k, sel_p, sel_mx, sel_s, sel_win, zi_ptr, pf_ptr, pi_ptr, row, B, C, IS_P, CB, NBINS
-        )
-        result = float("-inf")
-        done = True
-        if not few:
-            cs = tl.arange(0, CB)
-            ok = cs < C
-            n = B * C
-            o = row * C + cs
-            nb = tl.sum(tl.load(pi_ptr + n + o, mask=ok, other=0), axis=0)
-            mb = tl.sum(tl.load(pf_ptr + n + o, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
-            mu = tl.sum(tl.load(pf_ptr + 2 * n + o, mask=ok, other=0.0).to(tl.float64), axis=0) * inv_s
-            u_hi = tl.max(tl.load(pf_ptr + 3 * n + o, mask=ok, other=float("-inf")), axis=0)
-            u_lo = tl.min(tl.load(pf_ptr + 4 * n + o, mask=ok, other=float("inf")), axis=0)
-            l_hi = tl.max(tl.load(pf_ptr + 5 * n + o, mask=ok, other=float("-inf")), axis=0)
-            l_lo = tl.min(tl.load(pf_ptr + 6 * n + o, mask=ok, other=float("inf")), axis=0)
-            n_c = tl.load(zi_ptr + row * (NBINS + 1) + NBINS)
-            cand = cand_ptr + row.to(tl.int64) * CAPN
-            if (n_c <= SMALL_CAP) & (n_c <= CAPN):  # the usual case: sort a short buffer
-                result = _pick(
-                    cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, SMALL_CAP
+    """A histogram round's end for one row: the programs' partials summed in a fixed order, then
+    the cut from the candidates when they fit, else the next round's window (or, in the last
+    round, `_select`)."""
+    result = float("-inf")
+    done = True
+    if not few:
+        cs = tl.arange(0, CB)
+        ok = cs < C
+        n = B * C
+        o = row * C + cs
+        # ".cg": written by the row's other programs in this launch (see `_last_arrival`)
+        nb = tl.sum(tl.load(pi_ptr + n + o, mask=ok, other=0, cache_modifier=".cg"), axis=0)
+        mb = tl.load(pf_ptr + n + o, mask=ok, other=0.0, cache_modifier=".cg")
+        mb = tl.sum(mb.to(tl.float64), axis=0) * inv_s
+        mu = tl.load(pf_ptr + 2 * n + o, mask=ok, other=0.0, cache_modifier=".cg")
+        mu = tl.sum(mu.to(tl.float64), axis=0) * inv_s
+        u_hi = tl.max(tl.load(pf_ptr + 3 * n + o, mask=ok, other=float("-inf"), cache_modifier=".cg"), axis=0)
+        u_lo = tl.min(tl.load(pf_ptr + 4 * n + o, mask=ok, other=float("inf"), cache_modifier=".cg"), axis=0)
+        l_hi = tl.max(tl.load(pf_ptr + 5 * n + o, mask=ok, other=float("-inf"), cache_modifier=".cg"), axis=0)
+        l_lo = tl.min(tl.load(pf_ptr + 6 * n + o, mask=ok, other=float("inf"), cache_modifier=".cg"), axis=0)
+        n_c = tl.load(zi_row + NBINS, cache_modifier=".cg")
+        if (n_c <= SMALL_CAP) & (n_c <= CAPN):  # the usual case: sort a short buffer
+            result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, SMALL_CAP)
+        elif n_c <= CAPN:
+            result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN)
+        else:
+            hi, lo = _narrow(u_hi, u_lo, l_hi, l_lo, mb, mu, target_p, IS_P)
+            if hi == lo:
+                result = hi  # a tie group holds the target: its value keeps all of it
+            elif last != 0:
+                result = _select(
+                    ptr, V, t, posinf, mx, 1.0 / inv_s, target_k, target_p, IS_P, cand, hi, lo, BLOCK, NBINS, CAPN
                 )
-            elif n_c <= CAPN:
-                result = _pick(cand, n_c, nb, mb, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN)
-            else:
-                hi, lo = _narrow(u_hi, u_lo, l_hi, l_lo, mb, mu, target_p, IS_P)
-                if hi == lo:
-                    result = hi  # a tie group holds the target: its value keeps all of it
-                elif last != 0:
-                    t = tl.load(res_ptr + B + row)
-                    posinf = tl.load(flag_ptr + row) != 0
-                    result = _select(
-                        z_ptr + row.to(tl.int64) * stride_z,
-                        V,
-                        t,
-                        posinf,
-                        mx,
-                        1.0 / inv_s,
-                        target_k,
-                        target_p,
-                        IS_P,
-                        cand,
-                        hi,
-                        lo,
-                        BLOCK,
-                        NBINS,
-                        CAPN,
-                    )
-                else:  # another split round over the narrower window
-                    tl.store(sel_win + row, hi)
-                    tl.store(sel_win + B + row, lo)
-                    done = False
-        if done:
-            tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
-            if IS_P:
-                tl.store(sel_p + row, 1.0)
-            else:
-                tl.store(sel_k + row, 0)
+            else:  # another split round over the narrower window
+                tl.store(sel_win + row, hi)
+                tl.store(sel_win + B + row, lo)
+                done = False
+    if done:
+        tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
+        if IS_P:
+            tl.store(sel_p + row, 1.0)
+        else:
+            tl.store(sel_k + row, 0)
 
 
 # ---- round 0 of a selection: the statistics pass left each tile's max (and, for top_p, level
@@ -857,14 +870,14 @@ def _unkey(k):
 
 
 @triton.jit
-def _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS: tl.constexpr, NTC: tl.constexpr):
+def _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUNDS: tl.constexpr, NTC: tl.constexpr):
     """Lower bounds (lo_k, lo_p) on a row's k-th largest scaled logit and its top_p cut; NaN: none.
 
     top_k: the k-th largest tile max (k tiles hold an element at least that large). top_p: the
     largest t at which the known masses reach top_p + 2e-5 (the margin covers the float32 sums):
-    a tile's elements >= its max - j * LEVEL_STEP weigh at least its level-j mass, so the mass >= t
-    is at least the sum over tiles of their largest level mass at a level >= t. Found by bisection
-    on the float's order (int keys), about 32 steps over [tiles, levels]."""
+    a block's elements >= its max - j * LEVEL_STEP weigh at least its level-j mass, so the mass
+    >= t is at least the sum over the NS blocks of their largest level mass at a level >= t. Found
+    by bisection on the float's order (int keys), about 32 steps over [blocks, levels]."""
     ts = tl.arange(0, NTC)
     lo_k = float("nan")
     lo_p = float("nan")
@@ -875,11 +888,12 @@ def _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS: t
     if BOUNDS > 1:
         if need_p:
             jj = tl.arange(0, LEVELS)
-            ms = tl.load(lev_row + jj[None, :] * NT + ts[:, None], mask=ts[:, None] < NT, other=0.0)
-            lb = ms * tl.where(tmx > float("-inf"), tl.exp(tmx - mx), 0.0)[:, None]
-            lv = tmx[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
+            ms = tl.load(lev_row + jj[None, :] * NT + ts[:, None], mask=ts[:, None] < NS, other=0.0)
+            bmx = tl.load(lev_row + LEVELS * NT + ts, mask=ts < NS, other=float("-inf"))
+            lb = ms * tl.where(bmx > float("-inf"), tl.exp(bmx - mx), 0.0)[:, None]
+            lv = bmx[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
             target = (top_p.to(tl.float64) + 2e-5) * ssum
-            lowest = tl.min(tl.where(tmx > float("-inf"), tmx - (LEVELS - 1) * LEVEL_STEP, float("inf")), axis=0)
+            lowest = tl.min(tl.where(bmx > float("-inf"), bmx - (LEVELS - 1) * LEVEL_STEP, float("inf")), axis=0)
             got = tl.sum(tl.max(tl.where(lv >= lowest, lb, 0.0), axis=1).to(tl.float64), axis=0)
             if got >= target:
                 a = _key(lowest).to(tl.int64)
@@ -895,7 +909,7 @@ def _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS: t
     return lo_k, lo_p
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "NT"])
+@triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "NT", "ZS"])
 def _sel_first(
     z_ptr,
     stride_z,
@@ -908,6 +922,7 @@ def _sel_first(
     tmax_ptr,
     NT,
     cnt_ptr,
+    ZS,
     cand_ptr,
     B,
     IS_P: tl.constexpr,
@@ -923,7 +938,7 @@ def _sel_first(
     step, which cost about as much as reading the whole row."""
     row = tl.program_id(0)
     c = tl.program_id(1)
-    active, tk, tp = _sel_target(sel_k, sel_p, row, IS_P)
+    active, _, _ = _sel_target(sel_k, sel_p, row, IS_P)
     lo = tl.load(win_ptr + B + row)
     if active & (lo == lo):
         t = tl.load(res_ptr + B + row)
@@ -945,7 +960,7 @@ def _sel_first(
             keep = x >= lo
             ki = keep.to(tl.int32)
             n_here = tl.sum(ki, axis=0)
-            slot = tl.atomic_add(cnt_ptr + row, n_here, sem="relaxed")
+            slot = tl.atomic_add(cnt_ptr + row.to(tl.int64) * ZS, n_here, sem="relaxed")
             pos = slot + tl.cumsum(ki, axis=0) - 1
             tl.store(cand + pos, x, mask=keep & (pos < CAPN))
 
@@ -1015,7 +1030,7 @@ def _pick_bisect(
     return _unkey(a.to(tl.int32))
 
 
-@triton.jit(do_not_specialize=["B"])
+@triton.jit(do_not_specialize=["B", "ZS"])
 def _sel_first_resolve(
     res_ptr,
     sel_k,
@@ -1024,6 +1039,7 @@ def _sel_first_resolve(
     sel_s,
     win_ptr,
     cnt_ptr,
+    ZS,
     cand_ptr,
     B,
     IS_P: tl.constexpr,
@@ -1037,7 +1053,7 @@ def _sel_first_resolve(
         if lo != lo:  # no bound: the histogram round starts from [max - WINDOW, max]
             tl.store(win_ptr + B + row, mx - WINDOW)
         else:
-            n_c = tl.load(cnt_ptr + row)
+            n_c = tl.load(cnt_ptr + row.to(tl.int64) * ZS)
             if n_c <= CAPN:  # else the histogram round takes the window [lo, max] as it is
                 cand = cand_ptr + row.to(tl.int64) * CAPN
                 inv_s = 1.0 / tl.load(sel_s + row)
@@ -1054,7 +1070,7 @@ def _sel_first_resolve(
                     tl.store(sel_k + row, 0)
 
 
-@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT"])
+@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT", "NS", "ZS"])
 def _finish_rows(
     V,
     part_ptr,
@@ -1078,12 +1094,16 @@ def _finish_rows(
     tmax_ptr,
     lev_ptr,
     NT,
+    NS,
     has_edt,
     has_bins,
+    zsel_ptr,
+    ZS,
     CB: tl.constexpr,
     SELECT: tl.constexpr,
     BOUNDS: tl.constexpr,
     NTC: tl.constexpr,
+    ZP: tl.constexpr,
 ):
     row = tl.program_id(0)
     mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
@@ -1091,9 +1111,14 @@ def _finish_rows(
     greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
     if has_edt != 0:
         if tl.load(bp_ptr + B + row) != 0:
-            # pm.. hold the partials of z / T for EDT rows; T comes from the unscaled ones
-            # (rm..), by the same arithmetic as in _edt_stats
-            _, _, h0, _ = _row_stats(rart_ptr, rn_ptr, row, B, C, CB)
+            # has_edt 1: part.. hold the partials of z / T for EDT rows and T comes from the
+            # unscaled ones (rart..), by the same arithmetic as in _edt_stats. has_edt 2: no
+            # rule of the batch needs z / T's normaliser (the launcher skipped _edt_stats), so
+            # part.. are unscaled and only the max is scaled (division is monotone: the max of
+            # z / T is max(z) / T, exactly)
+            h0 = h
+            if has_edt == 1:
+                _, _, h0, _ = _row_stats(rart_ptr, rn_ptr, row, B, C, CB)
             t = _edt_temperature(
                 h0,
                 tl.load(fp_ptr + F_EDT_N * B + row),
@@ -1101,6 +1126,8 @@ def _finish_rows(
                 tl.load(fp_ptr + F_EDT_T0 * B + row),
             )
             greedy = (tl.load(bp_ptr + row) != 0) | (t < MIN_TEMPERATURE)
+            if (has_edt == 2) & (not greedy) & (not posinf):
+                mx = tl.math.div_rn(mx, t)
     t = tl.where(greedy, 1.0, t)
     all_neginf = mx == float("-inf")
     t = tl.where(all_neginf, 1.0, t)
@@ -1130,7 +1157,10 @@ def _finish_rows(
     k = tl.where(greedy, 1, k)
     thr = tl.where(k == 1, tl.maximum(thr, mx), thr)
     if SELECT:
-        # the selections run next, split over programs (_sel_hist, _sel_collect, _sel_resolve)
+        # the selections run next, split over programs (_sel_first, _sel_hist, _sel_collect);
+        # their counters and histograms for this row start at zero (no memset launch)
+        zs = tl.arange(0, ZP)
+        tl.store(zsel_ptr + row.to(tl.int64) * ZS + zs, 0, mask=zs < ZS)
         top_p = tl.load(fp_ptr + F_TOP_P * B + row)
         need_k = (k > 1) & (k < V) & (not all_neginf)
         need_p = (top_p < 1.0) & (not all_neginf) & (thr < mx)
@@ -1145,8 +1175,8 @@ def _finish_rows(
             if (not posinf) & (mx > float("-inf")) & (mx < float("inf")) & (need_k | need_p):
                 ts = tl.arange(0, NTC)
                 tmx = tl.load(tmax_ptr + row.to(tl.int64) * NT + ts, mask=ts < NT, other=float("-inf"))
-                lev_row = lev_ptr + row.to(tl.int64) * LEVELS * NT
-                lo_k, lo_p = _tile_bounds(tmx, lev_row, NT, mx, ssum, k, top_p, need_k, need_p, BOUNDS, NTC)
+                lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
+                lo_k, lo_p = _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUNDS, NTC)
         tl.store(win_k + row, mx)
         tl.store(win_k + B + row, lo_k)
         tl.store(win_p + row, mx)

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Quick check of the sampler kernel on a GPU: kept sets against the torch path, and wall time
 against the `amax` floor, for a few rules at V = 151,936 (a minute; the full runs are
-`scripts/gpu-tests.sh`). Used while tuning (`--profile`: each kernel's device time; `--graph`: a CUDA-graph
-replay of the call; buffer sizes: benchmarks/kernel_variants.sh).
+`scripts/gpu-tests.sh`). Used while tuning (`--profile`: each kernel's device time; `--host-profile`:
+where the host time goes; `--graph`: a CUDA-graph replay of the call; buffer sizes: benchmarks/kernel_variants.sh).
 
     python benchmarks/kernel_smoke.py [--rows 1 64 256] [--rules none top_p ...]
 """
@@ -79,6 +79,28 @@ def profile(fn, repeats: int = 10) -> None:
             print(f"    {e.key[:40]:40s} {e.device_time_total / repeats:8.1f} us/call  x{e.count // repeats}")
 
 
+def host_profile(fn, repeats: int = 200) -> None:
+    """Where the host time of a call goes (cProfile over `repeats` calls, top entries by own time)."""
+    import cProfile
+    import pstats
+
+    prof = cProfile.Profile()
+    prof.enable()
+    for _ in range(repeats):
+        fn()
+    prof.disable()
+    torch.cuda.synchronize()
+    stats = pstats.Stats(prof)
+    stats.sort_stats("tottime")
+    total = stats.total_tt / repeats * 1e6
+    print(f"    host profile: {total:.1f} us/call under cProfile")
+    rows = sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[:14]
+    for (file, line, name), (_, calls, tottime, cumtime, _) in rows:
+        where = f"{Path(file).name}:{line}({name})"
+        own, cum = tottime / repeats * 1e6, cumtime / repeats * 1e6
+        print(f"      {own:7.1f} us own {cum:7.1f} cum x{calls // repeats:3d}  {where[:70]}")
+
+
 def captured(z: torch.Tensor, batch: SamplerBatch):
     """(replay, static input) of `apply_rules` captured in a CUDA graph, as docs/kernels.md says."""
     static = z.clone()
@@ -104,6 +126,7 @@ def main() -> None:
     ap.add_argument("--vocab", type=int, default=151936)
     ap.add_argument("--profile", action="store_true", help="also print each kernel's device time")
     ap.add_argument("--graph", action="store_true", help="also time a CUDA-graph replay of the call (docs/kernels.md)")
+    ap.add_argument("--host-profile", action="store_true", help="also print where the host time of a call goes")
     ap.add_argument("--hang", type=float, default=60, help="dump stacks and exit after this many seconds")
     args = ap.parse_args()
     faulthandler.dump_traceback_later(args.hang, exit=True)
@@ -126,6 +149,8 @@ def main() -> None:
             host = host_us(lambda: apply_rules(z, batch))
             if args.profile:
                 profile(lambda: apply_rules(z, batch))
+            if args.host_profile:
+                host_profile(lambda: apply_rules(z, batch))
             graph_note = ""
             if args.graph:
                 replay, _ = captured(z, batch)
@@ -139,5 +164,17 @@ def main() -> None:
             )
 
 
+def print_registers() -> None:
+    """Registers and spills of each compiled kernel variant (occupancy: 65,536 registers per SM)."""
+    from sss.samplers import kernels
+
+    for key, (*_, compiled) in kernels._COMPILED.items():
+        consts = {k: v for k, v in key[3:]}
+        name = key[0].fn.__name__
+        print(f"    {name:16s} regs {compiled.n_regs:3d} spills {compiled.n_spills:3d} warps {key[1]} {consts}")
+
+
 if __name__ == "__main__":
     main()
+    if "--profile" in sys.argv:
+        print_registers()

@@ -137,9 +137,10 @@ def apply_rules_cuda(
         sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = res  # unused
         win_k = win_p = tmax = lev = res
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
-    # what Triton specialises on among the tensors that do not come from the workspace (whose
-    # views are all 16-byte aligned, of fixed dtypes): their dtype and 16-byte alignment
-    sig = tuple((t.dtype, t.data_ptr() % 16 == 0) for t in (logits, fp, ip, bp))
+    # the device (a compiled kernel is loaded per device) and what Triton specialises on among the
+    # tensors that do not come from the workspace (whose views are all 16-byte aligned, of fixed
+    # dtypes): their dtype and 16-byte alignment
+    sig = (dev, *((t.dtype, t.data_ptr() % 16 == 0) for t in (logits, fp, ip, bp)))
     launch = _Launcher(sig, _stream(dev))
     grid = (rows, chunks)
     stride = logits.stride(0)
@@ -380,8 +381,8 @@ def _arrivals(dev: torch.device, rows: int) -> list[torch.Tensor]:
 # `kernel[grid](...)` binds and specialises every argument on each call, and even a compiled
 # kernel's `[grid](...)` looks up the device and stream per launch; together tens of us of host
 # time per launch (H200 machine, 2026-12-02: 35 / 18 / 14 us for 25 arguments). The key is what
-# Triton specialises on here: the kernel, the constexprs and warps, and `sig` (the caller's
-# tensors' dtypes and alignment; the workspace's views are aligned and of fixed dtypes).
+# Triton specialises on here: the kernel, the constexprs and warps, and `sig` (the device, the
+# caller's tensors' dtypes and alignment; the workspace's views are aligned and of fixed dtypes).
 _COMPILED: dict[tuple, tuple] = {}
 
 

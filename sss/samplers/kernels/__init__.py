@@ -125,7 +125,9 @@ def apply_rules_cuda(
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
     d_sizes = (rows, rows) if select else ()
-    f_views, i_views, d_views = _workspace(dev, f_sizes, i_sizes, d_sizes)
+    stream = _stream(dev)
+    capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
@@ -141,7 +143,7 @@ def apply_rules_cuda(
     # tensors that do not come from the workspace (whose views are all 16-byte aligned, of fixed
     # dtypes): their dtype and 16-byte alignment
     sig = (dev, *((t.dtype, t.data_ptr() % 16 == 0) for t in (logits, fp, ip, bp)))
-    launch = _Launcher(sig, _stream(dev))
+    launch = _Launcher(sig, stream)
     grid = (rows, chunks)
     stride = logits.stride(0)
     launch(
@@ -229,7 +231,7 @@ def apply_rules_cuda(
         num_warps=8 if summary == 2 else 4,
     )
     if select:
-        arrive = _arrivals(dev, rows)
+        arrive = _arrivals(dev, stream, capturing, rows)
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
         for n, is_p in enumerate(kinds):
             win = win_p if is_p else win_k
@@ -323,13 +325,15 @@ WORKSPACES = 4
 _WORKSPACE: dict[tuple, tuple] = {}
 
 
-def _workspace(dev: torch.device, f_sizes: tuple, i_sizes: tuple, d_sizes: tuple) -> tuple:
-    if _capturing(dev):  # a CUDA graph owns what its capture allocates: nothing cached
-        return tuple(_carve(dtype, sizes, dev) for dtype, sizes in zip(_SCRATCH_DTYPES, (f_sizes, i_sizes, d_sizes)))
-    key = (dev, _stream(dev), f_sizes, i_sizes, d_sizes)
-    views = _WORKSPACE.pop(key, None)
+def _workspace(dev: torch.device, stream: int | None, capturing: bool, sizes: tuple) -> tuple:
+    """Views for `sizes` (float32, int32, float64 sizes); a CUDA graph's capture gets fresh ones
+    (the graph owns what its capture allocates)."""
+    key = None if capturing else (dev, stream, sizes)
+    views = _WORKSPACE.pop(key, None) if key else None
     if views is None:
-        views = tuple(_carve(dtype, sizes, dev) for dtype, sizes in zip(_SCRATCH_DTYPES, (f_sizes, i_sizes, d_sizes)))
+        views = tuple(_carve(dtype, n, dev) for dtype, n in zip(_SCRATCH_DTYPES, sizes))
+        if key is None:
+            return views
         while len(_WORKSPACE) >= WORKSPACES:
             _WORKSPACE.pop(next(iter(_WORKSPACE)))  # the least recently used
     _WORKSPACE[key] = views  # (re)inserted last: most recently used
@@ -339,15 +343,11 @@ def _workspace(dev: torch.device, f_sizes: tuple, i_sizes: tuple, d_sizes: tuple
 _SCRATCH_DTYPES = (torch.float32, torch.int32, torch.float64)
 
 
-def _capturing(dev: torch.device) -> bool:
-    return dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
-
-
 def _carve(dtype: torch.dtype, sizes: tuple, dev: torch.device) -> list[torch.Tensor]:
     """Views of one fresh buffer of `sizes` elements each, every one starting 16-byte aligned."""
     if not sizes:
         return []
-    per = 16 // torch.empty((), dtype=dtype).element_size()
+    per = 16 // dtype.itemsize
     starts, total = [], 0
     for n in sizes:
         starts.append(total)
@@ -363,10 +363,10 @@ ARRIVAL_SLOTS = 2 * SPLIT_ROUNDS  # per kind (k, top_p) and histogram round
 _ARRIVALS: dict[tuple, list[torch.Tensor]] = {}
 
 
-def _arrivals(dev: torch.device, rows: int) -> list[torch.Tensor]:
-    if _capturing(dev):  # zeroed by a memset node at each replay
+def _arrivals(dev: torch.device, stream: int | None, capturing: bool, rows: int) -> list[torch.Tensor]:
+    if capturing:  # the graph's own, zeroed by a memset node at each replay
         return list(torch.zeros((ARRIVAL_SLOTS, rows), dtype=torch.int32, device=dev).unbind(0))
-    key = (dev, _stream(dev))
+    key = (dev, stream)
     slots = _ARRIVALS.get(key)
     if slots is None or slots[0].numel() < rows:
         width = -(-rows // 64) * 64  # 16-byte aligned rows

@@ -136,9 +136,9 @@ def _online_stats(
     tmax_ptr[tile]; with SUMMARY == 2 also, for j = 0..LEVELS-1, the sum of exp(z - block max)
     over the block's elements >= block max - j * LEVEL_STEP, at lev_ptr[j * NT + block], and the
     block max at lev_ptr[LEVELS * NT + block] (elements more than ~87 below the block's running
-    max count as 0: a lower bound still). Levels per block, not per tile: the 8-operand
-    reduction, not the reads, sets this pass's time (67 -> 160 us on the H200 with one per
-    2,048 logits), and a bound needs them only where the row's mass is.
+    max count as 0: a lower bound still). By default a block is one tile. The 8-operand
+    reduction, not the reads, sets this pass's time (67 -> 160 us on the H200); blocks of several
+    tiles, which reduce less often, measured no faster (docs/benchmarks.md).
     """
     NTB: tl.constexpr = BLOCK // TILE
     tiles_b = tl.arange(0, NTB)

@@ -143,7 +143,10 @@ def main() -> None:
             with torch_path():
                 ref = apply_rules(z, batch)
                 t_torch = wall(lambda: apply_rules(z, batch), 10)
-            diff = int(((out > -math.inf) != (ref > -math.inf)).any(dim=1).sum())
+            bad = ((out > -math.inf) != (ref > -math.inf)).any(dim=1)
+            diff = int(bad.sum())
+            if diff and name == "mixed":
+                print("    differing rows:", sorted({str(specs[r]) for r in bad.nonzero().flatten().tolist()})[:6])
             t = wall(lambda: apply_rules(z, batch))
             dev = device_us(lambda: apply_rules(z, batch))
             host = host_us(lambda: apply_rules(z, batch))

@@ -4,9 +4,10 @@ The GPU tests (`test_kernels_gpu.py`) need a CUDA device; this runs the same ker
 ``TRITON_INTERPRET=1`` (numpy, one program at a time) on small rows, so that CI catches a broken
 stage, selection round or fallback without a GPU. Rows of 700 have three 256-element tiles, too
 few for a top_k bound, so the default settings take the histogram round; 16-element tiles give
-round 0 its bounds (tile summaries, candidates, resolve); with them, 16 bins and a 16-candidate
-buffer (64 in round 0) overflow round 0 and the histogram round and reach the one-program
-fallback (`_select`) on most rows. Kept sets must equal the torch path's.
+round 0 its bounds (tile summaries, candidates, resolve); with them, 16 bins make round 0's
+top_p resolve narrow its histogram over the candidates in several rounds, and 16 bins with a
+16-candidate buffer (64 in round 0) overflow round 0 and the histogram round and reach the
+one-program fallback (`_select`) on most rows. Kept sets must equal the torch path's.
 
 Runs in a subprocess: the interpreter is chosen when the kernels are defined (at import).
 """
@@ -39,7 +40,7 @@ SCRIPT = textwrap.dedent("""
             specs = [mixed[i % len(mixed)] for i in range(8)] if name == "mixed" else [SPECS[name]] * 8
             batch = SamplerBatch.from_specs(specs)
             ref = apply_rules(z, batch) > -math.inf  # CPU tensors: the torch path
-            for kw in ({}, {"tile": 16}, {"bins": 16, "cap": 16, "tile": 16}):
+            for kw in ({}, {"tile": 16}, {"bins": 16, "tile": 16}, {"bins": 16, "cap": 16, "tile": 16}):
                 got = kernels.apply_rules_cuda(z, batch, **kw) > -math.inf
                 rows = (got != ref).any(dim=1).nonzero().flatten().tolist()
                 # logits near the float limit at T < 1 overflow; the kernels keep those tokens

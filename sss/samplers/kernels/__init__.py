@@ -34,6 +34,11 @@ TILE = int(os.environ.get("SSS_KERNEL_TILE", STATS_BLOCK))
 SCALED_STATS_RULES = frozenset(
     {"top_p", "epsilon", "eta", "calibrated_epsilon", "greedy_threshold", "confidence_bin", "calibrated_topk"}
 )
+# round 0's resolve of top_p: elements per step and bins of its histogram over the candidates
+# (H200, B = 256, rows of ~4k-11k candidates: 2,048 / 256 took 64 us, 2,048 / 512 87 us, 1,024 /
+# 512 84 us; benchmarks/bench_top_p_resolve.py); SSS_KERNEL_RESOLVE_* for tuning runs
+RESOLVE_BLOCK = int(os.environ.get("SSS_KERNEL_RESOLVE_BLOCK", 2048))
+RESOLVE_BINS = int(os.environ.get("SSS_KERNEL_RESOLVE_BINS", 256))
 FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
 
@@ -121,7 +126,7 @@ def apply_rules_cuda(
     # float64 normaliser and int64 k
     rc = rows * chunks
     n_lev = rows * (k.N_LEVELS + 1) * n_tiles if summary == 2 else 1  # per block: levels and max
-    sel_sizes = [7 * rc, rows, rows, rows * first_cap, 2 * rows, 2 * rows, rows * n_tiles, n_lev]
+    sel_sizes = [7 * rc, rows, rows, rows * (first_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_lev]
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
     d_sizes = (rows, rows) if select else ()
@@ -260,10 +265,23 @@ def apply_rules_cuda(
                 CAPN=first_cap,
                 num_warps=8,
             )
+            # histogram rounds for the rows round 0 leaves (no bound, or more candidates than fit):
+            # none for k when every row has a bound (round 0's resolve finishes the rare rest by
+            # one program per row: each launch costs more host time than that); one when round 0
+            # has bounds for every row's top_p; else SPLIT_ROUNDS. Each round's resolve runs in the
+            # collect pass's last program per row
+            if is_p:
+                rounds = 1 if summary == 2 else SPLIT_ROUNDS
+            else:
+                rounds = 0 if summary > 0 and facts.rank_k <= n_tiles else SPLIT_ROUNDS
             launch(
                 k._sel_first_resolve,
                 (rows,),
+                logits,
+                stride,
+                vocab,
                 res,
+                flag,
                 sel_k,
                 sel_p,
                 sel_mx,
@@ -275,14 +293,12 @@ def apply_rules_cuda(
                 rows,
                 IS_P=is_p,
                 CAPN=first_cap,
+                BLOCK=RESOLVE_BLOCK,
+                NBINS=min(bins, RESOLVE_BINS),  # tests' small bins reach the narrowing rounds
+                ROW_CAP=cap,
+                LAST=rounds == 0,
                 num_warps=8,
             )
-            # histogram rounds for the rows round 0 left (no bound, or more candidates than fit);
-            # one when round 0 has bounds for every row's k or top_p (each launch costs the host
-            # time, more than a no-op round costs the GPU), else SPLIT_ROUNDS; each round's
-            # resolve runs in the collect pass's last program per row
-            bounded = summary == 2 if is_p else summary > 0 and facts.rank_k <= n_tiles
-            rounds = 1 if bounded else SPLIT_ROUNDS
             for rnd in range(rounds):
                 zi = zsel[8 + (n * SPLIT_ROUNDS + rnd) * hb :]
                 # the two kernels take the same arguments

@@ -19,7 +19,9 @@ Stages, each one launch for the whole (possibly mixed) batch:
    copies the elements at or above the bound and reads the cut off them; rows it leaves (no
    bound, or more candidates than its buffer) go through up to two histogram rounds
    (``_sel_hist``, then ``_sel_collect``, grid (B, C), whose last program per row resolves the
-   round: `_last_arrival`) and, last, one program per row (``_select``).
+   round: `_last_arrival`) and, last, one program per row (``_select``). For k, when every row
+   has a bound, no histogram round is launched: round 0's resolve finishes the rare rows left
+   (ties beyond its buffer, rows holding +inf) by ``_select`` itself.
 4. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
 
 Round 0's bounds: k tiles have a max at least the k-th largest tile max, so the k-th largest
@@ -27,8 +29,10 @@ logit is at least that. For top_p a tile's elements within j * LEVEL_STEP of its
 least its level-j mass, so the mass at or above a value t is at least the sum over tiles of
 their largest level mass at a level >= t; the largest t where that reaches top_p (plus a margin
 for float32 sums) bounds the cut. The candidates (every element >= the bound; tiles whose max is
-below it are not read) hold the cut: sorted when at most 256, else bisected on the floats' order
-(the largest value whose count / mass at or above reaches the target).
+below it are not read) hold the cut: sorted when at most 256; else, for k, bisected on the
+floats' order (the largest value whose count at or above reaches k) and, for top_p, ``_select``
+over the candidates (a histogram of them, the bins that can hold the cut copied aside and
+sorted).
 
 Histogram rounds: a count histogram over a value window [lo, hi] of the row (bins are a
 monotone function of the logit, so they split the sorted order exactly; programs add theirs with
@@ -59,7 +63,8 @@ from .. import batch
 # buffer per row; the environment variables are for tuning runs of the benchmark
 NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
 CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
-SMALL_CAP = tl.constexpr(256)  # candidate sets this small are sorted in a buffer of this size
+SMALL = 256
+SMALL_CAP = tl.constexpr(SMALL)  # candidate sets this small are sorted in a buffer of this size
 # round 0: sets up to this size are bisected in registers, larger ones in blocks of it
 MID_CAP = tl.constexpr(int(os.environ.get("SSS_KERNEL_MID", 2048)))
 # globals a kernel reads must be constexpr
@@ -944,7 +949,7 @@ def _sel_first(
         t = tl.load(res_ptr + B + row)
         lanes = tl.arange(0, TILE)
         ptr = z_ptr + row.to(tl.int64) * stride_z
-        cand = cand_ptr + row.to(tl.int64) * CAPN
+        cand = cand_ptr + row.to(tl.int64) * (CAPN + SMALL_CAP)  # `_sel_first_resolve` uses the tail
         js = tl.arange(0, TPC)
         tix = c * (chunk // TILE) + js
         ok = (js < chunk // TILE) & (tix < NT)
@@ -1030,9 +1035,13 @@ def _pick_bisect(
     return _unkey(a.to(tl.int32))
 
 
-@triton.jit(do_not_specialize=["B", "ZS"])
+@triton.jit(do_not_specialize=["stride_z", "V", "B", "ZS"])
 def _sel_first_resolve(
+    z_ptr,
+    stride_z,
+    V,
     res_ptr,
+    flag_ptr,
     sel_k,
     sel_p,
     sel_mx,
@@ -1044,30 +1053,59 @@ def _sel_first_resolve(
     B,
     IS_P: tl.constexpr,
     CAPN: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    ROW_CAP: tl.constexpr,
+    LAST: tl.constexpr,
 ):
+    """Round 0's cut from the candidates of rows with a bound whose candidates fit the buffer.
+    The other rows go on to the histogram round (window [bound, max], or [max - WINDOW, max]
+    without a bound), or with LAST (no histogram round follows: the launcher skips it for k when
+    every row has a bound) to `_select` over the row here."""
     row = tl.program_id(0)
     active, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         mx = tl.load(sel_mx + row)
         lo = tl.load(win_ptr + B + row)
-        if lo != lo:  # no bound: the histogram round starts from [max - WINDOW, max]
+        n_c = tl.load(cnt_ptr + row.to(tl.int64) * ZS)  # 0 without a bound (`_finish_rows` zeroes it)
+        cand = cand_ptr + row.to(tl.int64) * (CAPN + SMALL_CAP)
+        ssum = tl.load(sel_s + row)
+        inv_s = 1.0 / ssum
+        result = float("nan")  # NaN: left to the histogram round
+        if (lo == lo) & (n_c <= CAPN):
+            if n_c <= SMALL_CAP:
+                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
+            elif IS_P:
+                # `_select` over the candidates instead of the row: a histogram of them over
+                # [lo, max], the bins that hold the cut copied to the buffer's tail and sorted
+                # there (bisecting the mass re-read the buffer at each of its 32 steps:
+                # benchmarks/bench_top_p_resolve.py). All candidates are >= lo, so a cut below
+                # them (float32 rounding of the bound's margin) keeps them all
+                result = _select(
+                    cand, n_c, 1.0, False, mx, ssum, target_k, target_p, True, cand + CAPN, mx, lo,
+                    BLOCK, NBINS, SMALL_CAP,
+                )  # fmt: skip
+                result = tl.maximum(result, lo)
+            elif n_c <= MID_CAP:
+                result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, False)
+            else:
+                result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, True)
+        elif LAST:  # rare: rows holding +inf, candidates beyond the buffer (ties)
+            t = tl.load(res_ptr + B + row)
+            posinf = tl.load(flag_ptr + row) != 0
+            start = tl.where(lo == lo, lo, mx - WINDOW)
+            result = _select(
+                z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, ssum, target_k, target_p, IS_P, cand, mx,
+                start, BLOCK, NBINS, ROW_CAP,
+            )  # fmt: skip
+        elif lo != lo:  # the histogram round starts from [max - WINDOW, max]
             tl.store(win_ptr + B + row, mx - WINDOW)
-        else:
-            n_c = tl.load(cnt_ptr + row.to(tl.int64) * ZS)
-            if n_c <= CAPN:  # else the histogram round takes the window [lo, max] as it is
-                cand = cand_ptr + row.to(tl.int64) * CAPN
-                inv_s = 1.0 / tl.load(sel_s + row)
-                if n_c <= SMALL_CAP:
-                    result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
-                elif n_c <= MID_CAP:
-                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, False)
-                else:
-                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, True)
-                tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
-                if IS_P:
-                    tl.store(sel_p + row, 1.0)
-                else:
-                    tl.store(sel_k + row, 0)
+        if result == result:
+            tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
+            if IS_P:
+                tl.store(sel_p + row, 1.0)
+            else:
+                tl.store(sel_k + row, 0)
 
 
 @triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT", "NS", "ZS"])

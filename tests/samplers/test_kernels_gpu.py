@@ -220,12 +220,16 @@ def test_large_vocab(shape, kind):
 
 
 @pytest.mark.parametrize(
-    "kw", [{"bins": 16, "cap": 16}, {"tile": 16}, {"bins": 16, "cap": 16, "tile": 16}], ids=lambda d: str(d)
+    "kw",
+    [{"bins": 16, "cap": 16}, {"tile": 16}, {"bins": 16, "tile": 16}, {"bins": 16, "cap": 16, "tile": 16}],
+    ids=lambda d: str(d),
 )
 def test_selection_rounds_with_small_buffers(kw):
     """Tiny histograms and candidate buffers force the histogram round and the one-program
-    fallback on most rows; 16-element tiles give round 0 bounds for k up to 312 (and, with the
-    small buffers, overflow it)."""
+    fallback on most rows; 16-element tiles give round 0 bounds for k up to 312 (with 16 bins,
+    round 0's top_p resolve narrows its histogram over the candidates in several rounds; with
+    the small buffers too, round 0 overflows, and for k the resolve's own `_select` over the row
+    takes those rows)."""
     for kind in KINDS:
         z = make_rows(kind, 40, 5000, seed=11).cuda()
         for name in ("top_k=20", "top_k=3000", "top_p=0.9", "top_p=0.999", "stack:all"):

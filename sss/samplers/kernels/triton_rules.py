@@ -65,7 +65,7 @@ NB = int(os.environ.get("SSS_KERNEL_BINS", 512))
 CAP = int(os.environ.get("SSS_KERNEL_CAP", 4096))  # elements sorted in registers at the end
 SMALL = 256
 SMALL_CAP = tl.constexpr(SMALL)  # candidate sets this small are sorted in a buffer of this size
-# round 0: sets up to this size are bisected in registers, larger ones in blocks of it
+# round 0 of k: candidate sets up to this size are bisected in registers, larger ones in blocks of it
 MID_CAP = tl.constexpr(int(os.environ.get("SSS_KERNEL_MID", 2048)))
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units

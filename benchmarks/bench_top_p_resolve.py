@@ -33,7 +33,7 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
 from sss.samplers import SamplerBatch, SamplerSpec, kernels  # noqa: E402
-from sss.samplers.kernels.triton_rules import _pick, _pick_bisect, _select  # noqa: E402
+from sss.samplers.kernels.triton_rules import SMALL, SMALL_CAP, _pick, _pick_bisect, _select  # noqa: E402
 from test_kernels_gpu import make_rows  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -62,22 +62,24 @@ def _resolve_variant(
     lo = tl.load(win_ptr + B + row)
     inv_s = 1.0 / tl.load(s_ptr + row)
     target = tl.load(p_ptr + row).to(tl.float64)  # float32 as in the batch
-    cand = cand_ptr + row.to(tl.int64) * (CAPN + 256)  # as `_sel_first` lays it out
+    cand = cand_ptr + row.to(tl.int64) * (CAPN + SMALL_CAP)  # as `_sel_first` lays it out
     result = float("nan")
     if (lo == lo) & (n_c <= CAPN):
         if METHOD == 0:
-            if n_c <= 256:
-                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, 256)
+            if n_c <= SMALL_CAP:
+                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, SMALL_CAP)
             elif n_c <= BLK:
                 result = _pick_bisect(cand, n_c, mx, inv_s, 0, target, True, BLK, False)
             else:
                 result = _pick_bisect(cand, n_c, mx, inv_s, 0, target, True, BLK, True)
         elif METHOD == 4:
-            if n_c <= 256:
-                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, 256)
+            if n_c <= SMALL_CAP:
+                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, SMALL_CAP)
             else:  # histogram + collect over the buffer into a 256-slot buffer, sort that
-                small = small_ptr + row.to(tl.int64) * 256
-                result = _select(cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, mx, lo, BLK, NB, 256)
+                small = small_ptr + row.to(tl.int64) * SMALL_CAP
+                result = _select(
+                    cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, mx, lo, BLK, NB, SMALL_CAP
+                )
         elif n_c > BLK:
             result = _pick_bisect(cand, n_c, mx, inv_s, 0, target, True, 2048, True)
         elif METHOD == 1:
@@ -87,20 +89,9 @@ def _resolve_variant(
     tl.store(out_ptr + row, result)
 
 
-METHODS = {  # name: (METHOD, BLK, NB)
-    "bisect": (0, 2048, 1),
-    "bisect-4096": (1, 4096, 1),
-    "sort-1024": (2, 1024, 1),
-    "sort-4096": (2, 4096, 1),
-    "select-1024-512": (4, 1024, 512),
-    "select-2048-512": (4, 2048, 512),
-    "select-4096-512": (4, 4096, 512),
-    "select-2048-256": (4, 2048, 256),
-    "select-1024-16": (4, 1024, 16),
-    "select-1024-256": (4, 1024, 256),
-    "select-2048-128": (4, 2048, 128),
-    "select-1024-128": (4, 1024, 128),
-}
+# name: (METHOD, BLK, NB)
+METHODS = {"bisect": (0, 2048, 1), "bisect-4096": (1, 4096, 1), "sort-1024": (2, 1024, 1), "sort-4096": (2, 4096, 1)}
+METHODS |= {f"select-{blk}-{nb}": (4, blk, nb) for blk in (1024, 2048, 4096) for nb in (16, 128, 256, 512)}
 
 
 def main() -> None:
@@ -121,7 +112,7 @@ def main() -> None:
         res, cand, win_p, sel_mx = f_views[1], f_views[5], f_views[7], f_views[4]
         zsel, sel_s = i_views[3], d_views[0]
         zs = zsel.numel() // args.rows
-        capn = cand.numel() // args.rows - 256
+        capn = cand.numel() // args.rows - SMALL
         n_c = zsel.view(args.rows, zs)[:, 0].cpu()
         lo = win_p[args.rows :].cpu()
         ok = (lo == lo) & (n_c <= capn)
@@ -133,7 +124,7 @@ def main() -> None:
             for warps in args.warps:
                 got = torch.empty(args.rows, dtype=torch.float32, device=dev)
                 ps = torch.full((args.rows,), p, dtype=torch.float32, device=dev)
-                small = torch.empty((args.rows, 256), dtype=torch.float32, device=dev)
+                small = torch.empty((args.rows, SMALL), dtype=torch.float32, device=dev)
 
                 def run(got=got, ps=ps, small=small, method=method, blk=blk, nb=nb, warps=warps):
                     _resolve_variant[(args.rows,)](

@@ -302,3 +302,37 @@ def test_repeated_calls_reuse_scratch_and_counters_without_carrying_state():
                     first[key] = out
                 else:
                     assert torch.equal(out, first[key]), (rnd, n, x_name)
+
+
+def test_launch_plans_follow_the_logits_and_the_batch():
+    """A call leaves its launches as a plan for the batch and the next call with the same logits
+    layout replays it (docs/kernels.md, "Host time per call"). Replays must take each call's
+    logits and output, see in-place writes to the batch's columns, give way to a new plan when
+    a column tensor is replaced or the shape changes, and go with the batch."""
+    import gc
+
+    specs = [SPECS["top_p=0.9"], SPECS["top_k=20"], SPECS["min_p"], SPECS["stack:all"]] * 4
+    batch = SamplerBatch.from_specs(specs, device="cuda")
+
+    def check(z, batch, label):
+        out = apply_rules(z, batch)
+        with torch_path():
+            ref = apply_rules(z, batch)
+        diff = ((out > -math.inf) != (ref > -math.inf)).any(dim=1)
+        assert int(diff.sum()) <= 1, (label, diff.nonzero().flatten().tolist())  # top_p rounding
+
+    for step in range(3):  # new logits each step: the first call makes the plan, the others replay it
+        check(make_rows("random", 16, 50000, seed=40 + step).cuda(), batch, f"step {step}")
+        if step == 0:
+            (entry,) = [e for e in kernels._PLANS.values() if e[0]() is batch]
+            (plan,) = entry[1].values()
+        assert list(entry[1].values()) == [plan]  # replayed, not made again
+    batch.min_p.fill_(0.3)  # in place: the replay reads it
+    check(make_rows("peaked", 16, 50000, seed=50).cuda(), batch, "min_p written in place")
+    assert list(entry[1].values()) == [plan]
+    batch.min_p = torch.full_like(batch.min_p, 0.05)  # a new tensor: the plan no longer holds
+    check(make_rows("peaked", 16, 50000, seed=51).cuda(), batch, "min_p replaced")
+    check(make_rows("random", 16, 4000, seed=52).cuda(), batch, "another vocabulary")
+    del batch, entry, plan
+    gc.collect()
+    assert all(e[0]() is not None for e in kernels._PLANS.values())  # dead batches leave no plans

@@ -8,7 +8,9 @@ with. See docs/kernels.md for the stages, the selection method and CUDA-graph ca
 
 from __future__ import annotations
 
+import operator
 import os
+import weakref
 from functools import lru_cache
 
 import torch
@@ -82,16 +84,29 @@ def apply_rules_cuda(
     buffer: small values make tests walk the refinement rounds that large rows rarely need;
     ``tile`` (a power of two up to 2048) the statistics pass's summary tiles, so that short test
     rows have enough tiles for round 0's bounds.
+
+    A call that launched directly (CUDA, no launch hooks, not capturing) leaves its launches as a
+    plan for the batch; the next call with the same batch and logits layout replays it
+    (`_LaunchPlan`), skipping the host work in between.
     """
+    if logits.stride(1) != 1:
+        logits = logits.contiguous()
+    dev = logits.device
+    stream = _stream(dev)
+    capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
+    plan_key = None
+    if stream is not None and not capturing:
+        plan_key = (logits.shape, logits.dtype, logits.stride(0), logits.data_ptr() % 16 == 0, dev, stream)
+        plan_key += (bins, cap, tile)
+        plan = _plan_for(batch, plan_key)
+        if plan is not None and _no_launch_hooks():  # hooks (profilers) see Triton's own launches
+            return plan.replay(logits, stream)
     k = _triton()
     bins = bins or k.NB
     cap = cap or k.CAP
     rows, vocab = logits.shape
-    if logits.stride(1) != 1:
-        logits = logits.contiguous()
     facts = batch.host_facts()
     uses = batch.uses
-    dev = logits.device
     has_edt = "edt" in uses
     has_bins = bool(uses & {"calibrated_topk", "confidence_bin"})
     select = facts.top_p_count > 0 or facts.rank_k > 1
@@ -130,8 +145,6 @@ def apply_rules_cuda(
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
     d_sizes = (rows, rows) if select else ()
-    stream = _stream(dev)
-    capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
@@ -148,7 +161,11 @@ def apply_rules_cuda(
     # tensors that do not come from the workspace (whose views are all 16-byte aligned, of fixed
     # dtypes): their dtype and 16-byte alignment
     sig = (dev, *((t.dtype, t.data_ptr() % 16 == 0) for t in (logits, fp, ip, bp)))
-    launch = _Launcher(sig, stream)
+    # a plan only for a batch whose columns the kernels read in place (`SamplerBatch.from_specs`'s
+    # layout): packed copies would not see later writes to the batch's tensors
+    in_place = fp is getattr(batch, k.F_COLUMNS[0]) and ip is getattr(batch, k.I_COLUMNS[0])
+    in_place = in_place and bp is getattr(batch, k.B_COLUMNS[0])
+    launch = _Launcher(sig, stream, record=plan_key is not None and in_place)
     grid = (rows, chunks)
     stride = logits.stride(0)
     launch(
@@ -321,6 +338,8 @@ def apply_rules_cuda(
         BLOCK=MASK_BLOCK,
         num_warps=8,
     )
+    if launch.record is not None:
+        _keep_plan(batch, plan_key, _LaunchPlan(batch, logits, out, launch.record))
     return out
 
 
@@ -403,11 +422,15 @@ _COMPILED: dict[tuple, tuple] = {}
 
 
 class _Launcher:
-    __slots__ = ("sig", "stream", "direct")
+    """Launches kernels; with ``record``, also lists each launch in `record` (for `_LaunchPlan`),
+    which becomes None where a launch did not go through the direct path."""
 
-    def __init__(self, sig: tuple, stream: int | None):
+    __slots__ = ("sig", "stream", "direct", "record")
+
+    def __init__(self, sig: tuple, stream: int | None, record: bool = False):
         self.sig, self.stream = sig, stream
         self.direct = stream is not None and _no_launch_hooks()
+        self.record = [] if record and self.direct else None
 
     def __call__(self, kernel, grid, *args, num_warps, **constexprs):
         key = (kernel, num_warps, self.sig, *constexprs.items())
@@ -416,10 +439,96 @@ class _Launcher:
             run, function, metadata, _ = hit
             g = grid + (1, 1)
             run(g[0], g[1], g[2], self.stream, function, metadata, None, None, None, *args, *constexprs.values())
-            return
-        compiled = kernel[grid](*args, **constexprs, num_warps=num_warps)
-        if compiled is not None and self.stream is not None:  # None: Triton's interpreter
-            _COMPILED[key] = (compiled.run, compiled.function, compiled.packed_metadata, compiled)
+        else:
+            compiled = kernel[grid](*args, **constexprs, num_warps=num_warps)
+            if compiled is not None and self.stream is not None:  # None: Triton's interpreter
+                hit = _COMPILED[key] = (compiled.run, compiled.function, compiled.packed_metadata, compiled)
+        if self.record is not None:
+            if hit is None:
+                self.record = None
+            else:
+                self.record.append((hit, grid + (1, 1), args + tuple(constexprs.values())))
+
+
+# Per batch (by identity; at most PLAN_BATCHES batches, PLAN_SHAPES logits layouts each): the
+# launches of its last call, replayed by the next call with the same logits layout. In a decode
+# loop the engines keep one `SamplerBatch` while the rows stay the same, so every step after the
+# first skips the host work of `apply_rules_cuda` (the stage choice, the workspace, the packed
+# columns' checks, the launch keys) and passes pointers as integers. A plan holds the tensors its
+# launches point to (its workspace among them), so it keeps that scratch alive.
+PLAN_BATCHES = 8
+PLAN_SHAPES = 2
+_PLANS: dict[int, tuple] = {}
+
+
+class _LaunchPlan:
+    __slots__ = ("columns", "steps", "shape", "device", "hold")
+
+    def __init__(self, batch: SamplerBatch, logits: torch.Tensor, out: torch.Tensor, record: list):
+        self.columns = _columns(batch)
+        self.shape, self.device = out.shape, out.device
+        self.steps = []
+        for (run, function, metadata, _), grid, args in record:
+            flat, slots = [], []
+            for n, a in enumerate(args):
+                if a is logits or a is out:  # this call's: filled in at each replay
+                    slots.append((n, a is out))
+                    flat.append(0)
+                else:
+                    flat.append(a.data_ptr() if isinstance(a, torch.Tensor) else a)
+            self.steps.append((run, grid, function, metadata, flat, tuple(slots)))
+        held = (a for *_, args in record for a in args if isinstance(a, torch.Tensor))
+        self.hold = [a for a in held if a is not logits and a is not out]
+
+    def valid(self, batch: SamplerBatch) -> bool:
+        """Whether the batch still holds the tensors, rules and facts the plan was made from."""
+        now = _columns(batch)
+        return all(map(operator.is_, now, self.columns))
+
+    def replay(self, logits: torch.Tensor, stream: int) -> torch.Tensor:
+        out = torch.empty(self.shape, dtype=torch.float32, device=self.device)
+        ptrs = (logits.data_ptr(), out.data_ptr())
+        for run, g, function, metadata, args, slots in self.steps:
+            for n, is_out in slots:
+                args[n] = ptrs[is_out]
+            run(g[0], g[1], g[2], stream, function, metadata, None, None, None, *args)
+        return out
+
+
+def _columns(batch: SamplerBatch) -> tuple:
+    """What a plan depends on in the batch, by identity: its column tensors, rules and host facts."""
+    k = _triton()
+    names = (*k.F_COLUMNS, *k.I_COLUMNS, *k.B_COLUMNS, "calibrated_topk", "uses", "facts")
+    return tuple(getattr(batch, name) for name in names)
+
+
+def _plan_for(batch: SamplerBatch, key: tuple) -> _LaunchPlan | None:
+    entry = _PLANS.get(id(batch))
+    if entry is None or entry[0]() is not batch:
+        return None
+    plan = entry[1].get(key)
+    return plan if plan is not None and plan.valid(batch) else None
+
+
+def _keep_plan(batch: SamplerBatch, key: tuple, plan: _LaunchPlan) -> None:
+    ident = id(batch)
+    entry = _PLANS.get(ident)
+    if entry is None or entry[0]() is not batch:
+
+        def forget(ref, ident=ident):  # the batch is gone: so are its plans (and their scratch)
+            if _PLANS.get(ident, (None,))[0] is ref:
+                del _PLANS[ident]
+
+        entry = (weakref.ref(batch, forget), {})
+        _PLANS.pop(ident, None)
+        while len(_PLANS) >= PLAN_BATCHES:
+            _PLANS.pop(next(iter(_PLANS)))
+        _PLANS[ident] = entry
+    plans = entry[1]
+    plans.pop(key, None)
+    while len(plans) >= PLAN_SHAPES:
+        plans.pop(next(iter(plans)))
+    plans[key] = plan
 
 
 def _no_launch_hooks() -> bool:

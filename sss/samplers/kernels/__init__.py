@@ -95,7 +95,7 @@ def apply_rules_cuda(
     stream = _stream(dev)
     capturing = dev.type == "cuda" and torch.cuda.is_current_stream_capturing()
     plan_key = None
-    if stream is not None and not capturing:
+    if stream is not None and not capturing and PLANS:
         plan_key = (logits.shape, logits.dtype, logits.stride(0), logits.data_ptr() % 16 == 0, dev, stream)
         plan_key += (bins, cap, tile)
         plan = _plan_for(batch, plan_key)
@@ -458,6 +458,7 @@ class _Launcher:
 # launches point to (its workspace among them), so it keeps that scratch alive.
 PLAN_BATCHES = 8
 PLAN_SHAPES = 2
+PLANS = os.environ.get("SSS_KERNEL_PLANS", "1") != "0"  # 0: no plans (to compare)
 _PLANS: dict[int, tuple] = {}
 
 

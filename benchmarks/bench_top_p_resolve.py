@@ -78,7 +78,7 @@ def _resolve_variant(
             else:  # histogram + collect over the buffer into a 256-slot buffer, sort that
                 small = small_ptr + row.to(tl.int64) * SMALL_CAP
                 result = _select(
-                    cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, mx, lo, BLK, NB, SMALL_CAP
+                    cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, mx, lo, BLK, NB, SMALL_CAP, True
                 )
         elif n_c > BLK:
             result = _pick_bisect(cand, n_c, mx, inv_s, 0, target, True, 2048, True)

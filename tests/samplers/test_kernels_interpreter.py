@@ -14,6 +14,7 @@ Runs in a subprocess: the interpreter is chosen when the kernels are defined (at
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,3 +63,54 @@ def test_kernels_match_torch_in_triton_interpreter():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "all equal" in proc.stdout
+
+
+ORDER_SCRIPT = textwrap.dedent("""
+    import json
+    import torch, triton, triton.language as tl
+    from sss.samplers.kernels import triton_rules as R
+
+    @triton.jit
+    def select(cand, n_c, mx_ptr, s_ptr, p_ptr, lo_ptr, small, out, FIXED: tl.constexpr):
+        mx = tl.load(mx_ptr)
+        cut = R._select(
+            cand, n_c, 1.0, False, mx, tl.load(s_ptr), 0, tl.load(p_ptr), True, small, mx, tl.load(lo_ptr),
+            64, 16, R.SMALL_CAP, FIXED,
+        )
+        tl.store(out, cut)
+
+    g = torch.Generator().manual_seed(0)
+    n = 1000
+    c = 10 - torch.rand(n, generator=g) * 8  # round 0's candidates of one row, all >= lo
+    mx, lo = c.max(), c.min()
+    e = torch.exp((c - mx).double()).sort(descending=True).values
+    ssum = e.sum() * 1.3  # the rest of the row holds the remaining mass
+    target = (e.cumsum(0) / ssum)[n // 2].reshape(1)  # exactly at a cumulative mass: rounding decides
+    cuts = {True: set(), False: set()}
+    for trial in range(4):
+        perm = c[torch.randperm(n, generator=g)].contiguous()  # the buffer's order (atomics) varies
+        for fixed in (True, False):
+            out = torch.empty(1)
+            args = (perm, n, mx.reshape(1), ssum.reshape(1), target, lo.reshape(1), torch.empty(256), out)
+            select[(1,)](*args, FIXED=fixed)
+            cuts[fixed].add(float(out))
+    print(json.dumps({"fixed": sorted(cuts[True]), "float": sorted(cuts[False])}))
+""")
+
+
+@pytest.mark.slow
+def test_top_p_cut_over_candidates_does_not_depend_on_their_order():
+    """Round 0's top_p resolve runs `_select` over a candidate buffer whose order comes from
+    atomics (it changes between runs on a GPU); its masses are summed as integers so that the cut
+    does not depend on that order. Float32 sums do (the second set has two cuts: the check can
+    fail), which made repeated top_p=0.999 calls on an H200 differ on a few rows."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(root)}
+    proc = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", ORDER_SCRIPT], cwd=root, env=env, capture_output=True, text=True,
+        timeout=1800,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    cuts = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert len(cuts["fixed"]) == 1, cuts  # one cut whatever the order
+    assert len(cuts["float"]) > 1, cuts  # the float sums' cut moves with the order: the input is sensitive

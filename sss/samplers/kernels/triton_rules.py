@@ -32,7 +32,8 @@ for float32 sums) bounds the cut. The candidates (every element >= the bound; ti
 below it are not read) hold the cut: sorted when at most 256; else, for k, bisected on the
 floats' order (the largest value whose count at or above reaches k) and, for top_p, ``_select``
 over the candidates (a histogram of them, the bins that can hold the cut copied aside and
-sorted).
+sorted). The candidates' order in the buffer comes from atomics and changes between runs, so
+that ``_select`` sums their masses as integers (``FIX_SCALE``): the cut does not depend on it.
 
 Histogram rounds: a count histogram over a value window [lo, hi] of the row (bins are a
 monotone function of the logit, so they split the sorted order exactly; programs add theirs with
@@ -78,6 +79,11 @@ NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
+# `_select` over round 0's candidate buffer sums masses as integers in units of 2^-46 of the max's
+# mass: the buffer's order comes from atomics (it changes from run to run) and float sums depend on
+# the order, integer ones do not. Each mass is <= 1 and the buffer holds at most 2^16 elements, so
+# the sum stays below 2^62; each term is off by at most 2^-47.
+FIX_SCALE = tl.constexpr(2.0**46)
 # Per-row parameters arrive packed as SamplerBatch.from_specs lays them out (one [n, B] block per
 # dtype, in sss.samplers.batch's column order): float32 columns, int64 columns (then the
 # Calibrated-TopK ks, [B, bins]), bool columns (greedy at row, edt_on at B + row).
@@ -109,6 +115,32 @@ def _load_row(ptr, offs, V, posinf):
     if posinf:
         x = tl.where(x == float("inf"), 0.0, float("-inf"))
     return x
+
+
+@triton.jit
+def _mass_zeros(BLOCK: tl.constexpr, FIXED: tl.constexpr):
+    """Per-lane mass accumulators: float32, or (FIXED) int64 units of 1 / FIX_SCALE."""
+    if FIXED:
+        return tl.zeros([BLOCK], tl.int64)
+    else:
+        return tl.zeros([BLOCK], tl.float32)
+
+
+@triton.jit
+def _mass_add(acc, e, FIXED: tl.constexpr):
+    if FIXED:
+        return acc + (e.to(tl.float64) * FIX_SCALE + 0.5).to(tl.int64)  # rounded to the nearest unit
+    else:
+        return acc + e
+
+
+@triton.jit
+def _mass_sum(acc, FIXED: tl.constexpr):
+    """The accumulators' total as float64; FIXED: exact, so independent of the elements' order."""
+    if FIXED:
+        return tl.sum(acc, axis=0).to(tl.float64) / FIX_SCALE
+    else:
+        return tl.sum(acc.to(tl.float64), axis=0)
 
 
 @triton.jit
@@ -479,18 +511,19 @@ def _collect(
     BLOCK: tl.constexpr,
     NBINS: tl.constexpr,
     CAPN: tl.constexpr,
+    FIXED: tl.constexpr,
 ):
     """Copy the finite elements of bins j_lo..j_hi in [start, stop) into the candidate buffer (from
     position n_c, or at positions taken from the counter at count_ptr when given), and return the
     count and (top_p) mass relative to exp(mx) before the range, the mass of its upper half (bins <
-    j_mid) and each half's [min, max]."""
+    j_mid) and each half's [min, max]. FIXED: masses summed as integers (`FIX_SCALE`)."""
     lanes = tl.arange(0, BLOCK)
     n_c = tl.full([], 0, tl.int32) + n_c
     hi2 = hi * 0.5
     scale = _scale(hi, lo, NBINS)
     cnt_before = tl.zeros([BLOCK], tl.int32)
-    mass_before = tl.zeros([BLOCK], tl.float32)
-    mass_up = tl.zeros([BLOCK], tl.float32)
+    mass_before = _mass_zeros(BLOCK, FIXED)
+    mass_up = _mass_zeros(BLOCK, FIXED)
     umax = tl.full([BLOCK], float("-inf"), tl.float32)
     umin = tl.full([BLOCK], float("inf"), tl.float32)
     lmax = tl.full([BLOCK], float("-inf"), tl.float32)
@@ -509,8 +542,8 @@ def _collect(
         cnt_before += before.to(tl.int32)
         if IS_P:  # top_k needs counts only
             e = tl.exp(x - mx)
-            mass_before += tl.where(before, e, 0.0)
-            mass_up += tl.where(up, e, 0.0)
+            mass_before = _mass_add(mass_before, tl.where(before, e, 0.0), FIXED)
+            mass_up = _mass_add(mass_up, tl.where(up, e, 0.0), FIXED)
         umax = tl.maximum(umax, tl.where(up, x, float("-inf")))
         umin = tl.minimum(umin, tl.where(up, x, float("inf")))
         if IS_P:  # top_k's range is all "upper half"
@@ -528,8 +561,8 @@ def _collect(
             n_c = first + n_here
     return (
         tl.sum(cnt_before, axis=0),
-        tl.sum(mass_before.to(tl.float64), axis=0),
-        tl.sum(mass_up.to(tl.float64), axis=0),
+        _mass_sum(mass_before, FIXED),
+        _mass_sum(mass_up, FIXED),
         tl.max(umax, axis=0),
         tl.min(umin, axis=0),
         tl.max(lmax, axis=0),
@@ -540,15 +573,27 @@ def _collect(
 
 @triton.jit
 def _histogram(
-    ptr, start, stop, V, t, posinf, mx, hi, lo, IS_P: tl.constexpr, BLOCK: tl.constexpr, NBINS: tl.constexpr
+    ptr,
+    start,
+    stop,
+    V,
+    t,
+    posinf,
+    mx,
+    hi,
+    lo,
+    IS_P: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    FIXED: tl.constexpr,
 ):
     """Count histogram of [start, stop) over the window [lo, hi], the number of finite elements and
-    (top_p) the mass above the window relative to exp(mx)."""
+    (top_p) the mass above the window relative to exp(mx) (FIXED: summed as integers)."""
     lanes = tl.arange(0, BLOCK)
     hi2 = hi * 0.5
     scale = _scale(hi, lo, NBINS)
     hist = tl.zeros([NBINS], tl.int32)
-    mass_above = tl.zeros([BLOCK], tl.float32)
+    mass_above = _mass_zeros(BLOCK, FIXED)
     n_fin = tl.zeros([BLOCK], tl.int32)
     for off in range(start, stop, BLOCK):
         offs = off + lanes
@@ -559,9 +604,9 @@ def _histogram(
         b = _bin_of(x, hi2, lo, hi, scale, NBINS)
         hist += tl.histogram(b, NBINS)
         if IS_P:
-            mass_above += tl.where(b == 0, tl.exp(x - mx), 0.0)
+            mass_above = _mass_add(mass_above, tl.where(b == 0, tl.exp(x - mx), 0.0), FIXED)
         n_fin += (x > float("-inf")).to(tl.int32)
-    return hist, tl.sum(mass_above.to(tl.float64), axis=0), tl.sum(n_fin, axis=0)
+    return hist, _mass_sum(mass_above, FIXED), tl.sum(n_fin, axis=0)
 
 
 @triton.jit
@@ -581,24 +626,27 @@ def _select(
     BLOCK: tl.constexpr,
     NBINS: tl.constexpr,
     CAPN: tl.constexpr,
+    FIXED: tl.constexpr,
 ):
     """Exact k-th largest scaled logit (IS_P False) or the top_p cut (IS_P True) of one row, by one
     program, starting from the window [lo, hi]: the fallback of `_round_resolve` for rows whose
-    first round left too many candidates (ties, dense rows)."""
+    first round left too many candidates (ties, dense rows), and round 0's top_p resolve over its
+    candidate buffer (ptr), whose order changes from run to run: FIXED sums its masses exactly."""
     result = float("-inf")
     done = 0
     rounds = 0
     inv_s = 1.0 / ssum  # float64
     while done == 0:
         rounds += 1
-        h, m_above, n_finite = _histogram(ptr, 0, V, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS)
+        h, m_above, n_finite = _histogram(ptr, 0, V, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS, FIXED)
         j_lo, j_hi, j_mid = _bin_range(h, m_above * inv_s, hi, lo, mx, inv_s, target_k, target_p, IS_P, NBINS)
         if (not IS_P) and (target_k > n_finite):
             done = 1  # fewer finite logits than k: no restriction
         else:
             nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
-                ptr, 0, V, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand_ptr, 0, None, IS_P, BLOCK, NBINS, CAPN
-            )
+                ptr, 0, V, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand_ptr, 0, None,
+                IS_P, BLOCK, NBINS, CAPN, FIXED,
+            )  # fmt: skip
             if n_c <= CAPN:
                 result = _pick(
                     cand_ptr, n_c, nb, mb * inv_s, mx, inv_s, target_k, target_p, j_hi, u_lo, l_lo, IS_P, NBINS, CAPN
@@ -672,8 +720,9 @@ def _sel_hist(
         posinf = tl.load(flag_ptr + row) != 0
         start = c * chunk
         h, m_above, n_fin = _histogram(
-            z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo, IS_P, BLOCK, NBINS
-        )
+            z_ptr + row.to(tl.int64) * stride_z, start, start + chunk, V, t, posinf, mx, hi, lo,
+            IS_P, BLOCK, NBINS, False,
+        )  # fmt: skip
         tl.atomic_add(zi_ptr + row.to(tl.int64) * ZS + tl.arange(0, NBINS), h, sem="relaxed")
         o = row * C + c
         tl.store(pf_ptr + o, m_above.to(tl.float32))
@@ -759,7 +808,7 @@ def _sel_collect(
             start = c * chunk
             nb, mb, mu, u_hi, u_lo, l_hi, l_lo, n_c = _collect(
                 ptr, start, start + chunk, V, t, posinf, mx, hi, lo, j_lo, j_hi, j_mid, cand, 0, zi_row + NBINS,
-                IS_P, BLOCK, NBINS, CAPN,
+                IS_P, BLOCK, NBINS, CAPN, False,
             )  # fmt: skip
             o = row * C + c
             n = B * C
@@ -840,8 +889,9 @@ def _round_resolve(
                 result = hi  # a tie group holds the target: its value keeps all of it
             elif last != 0:
                 result = _select(
-                    ptr, V, t, posinf, mx, 1.0 / inv_s, target_k, target_p, IS_P, cand, hi, lo, BLOCK, NBINS, CAPN
-                )
+                    ptr, V, t, posinf, mx, 1.0 / inv_s, target_k, target_p, IS_P, cand, hi, lo,
+                    BLOCK, NBINS, CAPN, False,
+                )  # fmt: skip
             else:  # another split round over the narrower window
                 tl.store(sel_win + row, hi)
                 tl.store(sel_win + B + row, lo)
@@ -1083,7 +1133,7 @@ def _sel_first_resolve(
                 # them (float32 rounding of the bound's margin) keeps them all
                 result = _select(
                     cand, n_c, 1.0, False, mx, ssum, target_k, target_p, True, cand + CAPN, mx, lo,
-                    BLOCK, NBINS, SMALL_CAP,
+                    BLOCK, NBINS, SMALL_CAP, True,
                 )  # fmt: skip
                 result = tl.maximum(result, lo)
             elif n_c <= MID_CAP:
@@ -1096,7 +1146,7 @@ def _sel_first_resolve(
             start = tl.where(lo == lo, lo, mx - WINDOW)
             result = _select(
                 z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, ssum, target_k, target_p, IS_P, cand, mx,
-                start, BLOCK, NBINS, ROW_CAP,
+                start, BLOCK, NBINS, ROW_CAP, False,
             )  # fmt: skip
         elif lo != lo:  # the histogram round starts from [max - WINDOW, max]
             tl.store(win_ptr + B + row, mx - WINDOW)

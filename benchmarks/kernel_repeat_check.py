@@ -18,7 +18,6 @@ import faulthandler
 import math
 import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -27,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "samplers
 import torch  # noqa: E402
 
 from sss.samplers import SamplerBatch, apply_rules, kernels  # noqa: E402
+from kernel_smoke import wall_samples  # noqa: E402  (this script's folder is on sys.path)
 from test_kernels_gpu import SPECS, make_rows  # noqa: E402
 
 
@@ -40,17 +40,6 @@ def compare(a: torch.Tensor, b: torch.Tensor) -> str:
     rows = (a != b).any(dim=1)
     kept = ((a > -math.inf).sum(1) - (b > -math.inf).sum(1)).abs()
     return f"{int(rows.sum()):3d} rows differ (kept count off by up to {int(kept.max())})"
-
-
-def timed(fn, n: int = 50) -> list[float]:
-    times = []
-    for _ in range(n):
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        times.append((time.perf_counter() - t0) * 1e6)
-    return times
 
 
 def main() -> None:
@@ -84,7 +73,7 @@ def main() -> None:
                 kernels.PLANS = on
                 kernels._PLANS.clear()
                 apply_rules(z, batch)  # the plan (when on) is made here, then replayed
-                samples[on] += timed(lambda: apply_rules(z, batch))
+                samples[on] += wall_samples(lambda: apply_rules(z, batch), 50)
         kernels.PLANS = True
         on, off = statistics.median(samples[True]), statistics.median(samples[False])
         print(f"B=   1 {name:16s} plans on {on:6.1f} us  off {off:6.1f} us  (on / off {on / off:4.2f})", flush=True)

@@ -26,17 +26,23 @@ from sss.samplers import SamplerBatch, apply_rules  # noqa: E402
 from test_kernels_gpu import SPECS, make_rows, torch_path  # noqa: E402
 
 
-def wall(fn, repeats: int = 30) -> float:
-    for _ in range(3):
-        fn()
+def wall_samples(fn, repeats: int = 30) -> list[float]:
+    """Wall time of each of `repeats` calls in us, a synchronize on each side."""
     times = []
     for _ in range(repeats):
         torch.cuda.synchronize()
         t0 = time.perf_counter()
         fn()
         torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e6
+        times.append((time.perf_counter() - t0) * 1e6)
+    return times
+
+
+def wall(fn, repeats: int = 30) -> float:
+    """Median wall time of one call in us, after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    return statistics.median(wall_samples(fn, repeats))
 
 
 def device_us(fn, repeats: int = 30) -> float:

@@ -114,3 +114,17 @@ def test_top_p_cut_over_candidates_does_not_depend_on_their_order():
     cuts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(cuts["fixed"]) == 1, cuts  # one cut whatever the order
     assert len(cuts["float"]) > 1, cuts  # the float sums' cut moves with the order: the input is sensitive
+
+
+def test_candidate_buffer_beyond_the_integer_sums_range_is_refused():
+    """Round 0's top_p masses are summed as int64 in units of 2^-46 (`FIX_SCALE`): a buffer of more
+    than FIXED_MAX_TERMS candidates, all at the max's mass (ties), could overflow, so the launcher
+    refuses it before any launch (this needs no GPU and no interpreter)."""
+    import torch
+
+    from sss.samplers import SamplerBatch, SamplerSpec, kernels
+
+    batch = SamplerBatch.from_specs([SamplerSpec(top_p=0.9)])
+    limit = kernels._triton().FIXED_MAX_TERMS // kernels.FIRST_CAP_FACTOR
+    with pytest.raises(ValueError, match="integer mass sums"):
+        kernels.apply_rules_cuda(torch.zeros(1, 10), batch, cap=2 * limit)

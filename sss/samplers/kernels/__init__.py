@@ -125,6 +125,11 @@ def apply_rules_cuda(
     n_tiles = triton.cdiv(vocab, tile)
     tiles_pow2 = max(16, 1 << (n_tiles - 1).bit_length())  # the per-row rules' block over the tiles
     first_cap = cap * FIRST_CAP_FACTOR
+    if first_cap > k.FIXED_MAX_TERMS:  # its top_p masses are summed as int64 (triton_rules.FIX_SCALE)
+        raise ValueError(
+            f"candidate buffer of {cap} (SSS_KERNEL_CAP or cap=): round 0's buffer of {first_cap} exceeds "
+            f"{k.FIXED_MAX_TERMS}, the most whose integer mass sums fit int64"
+        )
     n_blocks = triton.cdiv(vocab, STATS_BLOCK)
     chunks = max(1, min(n_blocks, MAX_CHUNKS, triton.cdiv(STATS_PROGRAMS, rows)))
     chunk = triton.cdiv(n_blocks, chunks) * STATS_BLOCK

@@ -81,9 +81,10 @@ FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
 # `_select` over round 0's candidate buffer sums masses as integers in units of 2^-46 of the max's
 # mass: the buffer's order comes from atomics (it changes from run to run) and float sums depend on
-# the order, integer ones do not. Each mass is <= 1 and the buffer holds at most 2^16 elements, so
-# the sum stays below 2^62; each term is off by at most 2^-47.
+# the order, integer ones do not. Each mass is <= 1 and the buffer holds at most FIXED_MAX_TERMS
+# elements (the launcher checks), so the sum stays below 2^62; each term is off by at most 2^-47.
 FIX_SCALE = tl.constexpr(2.0**46)
+FIXED_MAX_TERMS = 1 << 16
 # Per-row parameters arrive packed as SamplerBatch.from_specs lays them out (one [n, B] block per
 # dtype, in sss.samplers.batch's column order): float32 columns, int64 columns (then the
 # Calibrated-TopK ks, [B, bins]), bool columns (greedy at row, edt_on at B + row).

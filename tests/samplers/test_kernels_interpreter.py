@@ -79,6 +79,14 @@ ORDER_SCRIPT = textwrap.dedent("""
         )
         tl.store(out, cut)
 
+    @triton.jit
+    def by_bins(cand, n_c, mx_ptr, s_ptr, p_ptr, lo_ptr, hm, tail, out):
+        mx = tl.load(mx_ptr)
+        cut, _, _ = R._cut_by_bin_masses(
+            cand, n_c, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, 64, 32
+        )
+        tl.store(out, cut)
+
     g = torch.Generator().manual_seed(0)
     n = 1000
     c = 10 - torch.rand(n, generator=g) * 8  # round 0's candidates of one row, all >= lo
@@ -86,7 +94,10 @@ ORDER_SCRIPT = textwrap.dedent("""
     e = torch.exp((c - mx).double()).sort(descending=True).values
     ssum = e.sum() * 1.3  # the rest of the row holds the remaining mass
     target = (e.cumsum(0) / ssum)[n // 2].reshape(1)  # exactly at a cumulative mass: rounding decides
-    cuts = {True: set(), False: set()}
+    # a target between two cumulative masses: one right cut, the torch path's way
+    between = ((e.cumsum(0)[n // 3] + e[n // 3 + 1] / 2) / ssum).reshape(1)
+    right = float(c.sort(descending=True).values[n // 3 + 1])
+    cuts = {True: set(), False: set(), "bins": set(), "bins_between": set()}
     for trial in range(4):
         perm = c[torch.randperm(n, generator=g)].contiguous()  # the buffer's order (atomics) varies
         for fixed in (True, False):
@@ -94,7 +105,15 @@ ORDER_SCRIPT = textwrap.dedent("""
             args = (perm, n, mx.reshape(1), ssum.reshape(1), target, lo.reshape(1), torch.empty(256), out)
             select[(1,)](*args, FIXED=fixed)
             cuts[fixed].add(float(out))
-    print(json.dumps({"fixed": sorted(cuts[True]), "float": sorted(cuts[False])}))
+        for key, p in (("bins", target), ("bins_between", between)):
+            out = torch.empty(1)
+            hm = torch.full((32,), 12345, dtype=torch.int64)  # not zero: the kernel zeroes it
+            by_bins[(1,)](perm, n, mx.reshape(1), ssum.reshape(1), p, lo.reshape(1), hm, torch.empty(256), out)
+            cuts[key].add(float(out))
+    print(json.dumps({
+        "fixed": sorted(cuts[True]), "float": sorted(cuts[False]), "bins": sorted(cuts["bins"]),
+        "bins_between": sorted(cuts["bins_between"]), "right": right,
+    }))
 """)
 
 
@@ -103,7 +122,8 @@ def test_top_p_cut_over_candidates_does_not_depend_on_their_order():
     """Round 0's top_p resolve runs `_select` over a candidate buffer whose order comes from
     atomics (it changes between runs on a GPU); its masses are summed as integers so that the cut
     does not depend on that order. Float32 sums do (the second set has two cuts: the check can
-    fail), which made repeated top_p=0.999 calls on an H200 differ on a few rows."""
+    fail), which made repeated top_p=0.999 calls on an H200 differ on a few rows. The resolve now
+    tries `_cut_by_bin_masses` first (integer per-bin masses added by atomics): the same holds."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(root)}
     proc = subprocess.run(
@@ -114,6 +134,11 @@ def test_top_p_cut_over_candidates_does_not_depend_on_their_order():
     cuts = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(cuts["fixed"]) == 1, cuts  # one cut whatever the order
     assert len(cuts["float"]) > 1, cuts  # the float sums' cut moves with the order: the input is sensitive
+    # the resolve's first way (`_cut_by_bin_masses`: exact per-bin masses by atomics) is order-free
+    # too, and away from a cumulative mass's rounding it gives the torch path's cut
+    assert len(cuts["bins"]) == 1, cuts
+    assert cuts["bins"] == cuts["fixed"], cuts
+    assert cuts["bins_between"] == [cuts["right"]], cuts
 
 
 def test_candidate_buffer_beyond_the_integer_sums_range_is_refused():

@@ -143,23 +143,26 @@ def apply_rules_cuda(
     # partials, the top_p targets, the scaled max, the candidate buffers, per kind a window
     # [max, lo] per row (round 0's bound, then the histogram rounds' windows), the tile maxima and
     # level masses, the counters and histograms (zs per row, zeroed by `_finish_rows`), the
-    # float64 normaliser and int64 k
+    # float64 normaliser, int64 k and top_p resolve's per-bin masses
     rc = rows * chunks
     n_lev = rows * (k.N_LEVELS + 1) * n_tiles if summary == 2 else 1  # per block: levels and max
     sel_sizes = [7 * rc, rows, rows, rows * (first_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_lev]
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
-    d_sizes = (rows, rows) if select else ()
+    resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
+    # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
+    d_sizes = (rows, rows, rows * resolve_bins) if select else ()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
         sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, lev = f_views[n_parts + 1 :]
         sel_pi, zsel = i_views[n_parts + 1 :]
-        sel_s, sel_k = d_views
+        sel_s, sel_k, bin_mass = d_views
         sel_k = sel_k.view(torch.int64)
+        bin_mass = bin_mass.view(torch.int64)
     else:
-        sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = res  # unused
+        sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = bin_mass = res  # unused
         win_k = win_p = tmax = lev = res
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
     # the device (a compiled kernel is loaded per device) and what Triton specialises on among the
@@ -312,11 +315,12 @@ def apply_rules_cuda(
                 zk,
                 zs,
                 cand,
+                bin_mass,
                 rows,
                 IS_P=is_p,
                 CAPN=first_cap,
                 BLOCK=RESOLVE_BLOCK,
-                NBINS=min(bins, RESOLVE_BINS),  # tests' small bins reach the narrowing rounds
+                NBINS=resolve_bins,
                 ROW_CAP=cap,
                 LAST=rounds == 0,
                 num_warps=8,

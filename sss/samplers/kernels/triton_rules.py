@@ -30,10 +30,12 @@ least its level-j mass, so the mass at or above a value t is at least the sum ov
 their largest level mass at a level >= t; the largest t where that reaches top_p (plus a margin
 for float32 sums) bounds the cut. The candidates (every element >= the bound; tiles whose max is
 below it are not read) hold the cut: sorted when at most 256; else, for k, bisected on the
-floats' order (the largest value whose count at or above reaches k) and, for top_p, ``_select``
-over the candidates (a histogram of them, the bins that can hold the cut copied aside and
-sorted). The candidates' order in the buffer comes from atomics and changes between runs, so
-that ``_select`` sums their masses as integers (``FIX_SCALE``): the cut does not depend on it.
+floats' order (the largest value whose count at or above reaches k) and, for top_p, from exact
+per-bin masses (``_cut_by_bin_masses``: the candidates binned with their masses added as integers
+by atomics, then the cut's bin sorted), or, where that bin holds too many, ``_select`` over the
+candidates from that bin's range. The candidates' order in the buffer comes from atomics and
+changes between runs, so their masses are summed as integers (``FIX_SCALE``): the cut does not
+depend on it.
 
 Histogram rounds: a count histogram over a value window [lo, hi] of the row (bins are a
 monotone function of the logit, so they split the sorted order exactly; programs add theirs with
@@ -76,6 +78,11 @@ N_LEVELS = 8  # _online_stats writes these 8 one by one
 LEVELS = tl.constexpr(N_LEVELS)
 LEVEL_STEP = tl.constexpr(1.0)
 NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
+# the statistics pass and round 0 load their next block before reducing the current one
+# (SSS_KERNEL_PREFETCH=0: load each block when it is reduced, as before 2026-12-03; to compare)
+PREFETCH = tl.constexpr(os.environ.get("SSS_KERNEL_PREFETCH", "1") != "0")
+# halvings of the value that bound top_p's cut from the level masses (a few us each)
+BOUND_STEPS = tl.constexpr(12)
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
@@ -128,9 +135,15 @@ def _mass_zeros(BLOCK: tl.constexpr, FIXED: tl.constexpr):
 
 
 @triton.jit
+def _fixed(e):
+    """A mass in int64 units of 1 / FIX_SCALE, rounded to the nearest unit."""
+    return (e.to(tl.float64) * FIX_SCALE + 0.5).to(tl.int64)
+
+
+@triton.jit
 def _mass_add(acc, e, FIXED: tl.constexpr):
     if FIXED:
-        return acc + (e.to(tl.float64) * FIX_SCALE + 0.5).to(tl.int64)  # rounded to the nearest unit
+        return acc + _fixed(e)
     else:
         return acc + e
 
@@ -185,9 +198,18 @@ def _online_stats(
     s = 0.0
     u = 0.0
     npinf = 0
+    if PREFETCH:
+        nxt = tl.load(ptr + start + lanes, mask=(start + lanes < V) & (start + lanes < stop), other=float("-inf"))
     for off in range(start, stop, BLOCK):
         offs = off + lanes
-        x = tl.load(ptr + offs, mask=(offs < V) & (offs < stop), other=float("-inf")).to(tl.float32)
+        if PREFETCH:
+            # the next block's load is issued before this block's reductions, which then hide
+            # its latency (the loop waited on each block's load before)
+            x = nxt.to(tl.float32)
+            o_n = offs + BLOCK
+            nxt = tl.load(ptr + o_n, mask=(o_n < V) & (o_n < stop), other=float("-inf"))
+        else:
+            x = tl.load(ptr + offs, mask=(offs < V) & (offs < stop), other=float("-inf")).to(tl.float32)
         x = tl.where(x != x, float("-inf"), x)
         npinf += tl.sum(tl.sum((x == float("inf")).to(tl.int32), axis=1), axis=0)
         if t != 1.0:
@@ -244,6 +266,37 @@ def _online_stats(
 
 
 @triton.jit
+def _stats_of_row(
+    ptr,
+    start,
+    stop,
+    V,
+    t,
+    tmax_row,
+    lev_row,
+    NT,
+    fp_ptr,
+    B,
+    row,
+    BLOCK: tl.constexpr,
+    TILE: tl.constexpr,
+    SUMMARY: tl.constexpr,
+):
+    """`_online_stats` with the level masses only on rows with top_p < 1 (the only rows whose
+    bound `_finish_rows` takes from them), so that a mixed batch's other rows skip their cost.
+    Two loops under a branch per program: a branch inside the loop took 86 registers against 60
+    and slowed top_p's own rows (H200: this pass 225 against 157-167 us at B = 256)."""
+    if SUMMARY > 1:
+        if tl.load(fp_ptr + F_TOP_P * B + row) < 1.0:
+            r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, 2)
+        else:
+            r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, 1)
+    else:
+        r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
+    return r
+
+
+@triton.jit
 def _last_arrival(arr_ptr, C):
     """True in the last of a row's C programs to get here, which then finishes the row's work.
 
@@ -296,7 +349,9 @@ def _partial_stats(
     start = c * chunk
     tmax_row = tmax_ptr + row.to(tl.int64) * NT
     lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
-    mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
+    mm, ss, uu, nn = _stats_of_row(
+        ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, fp_ptr, B, row, BLOCK, TILE, SUMMARY
+    )
     o = row * C + c
     tl.store(part_ptr + o, mm)
     tl.store(part_ptr + B * C + o, ss)
@@ -393,7 +448,9 @@ def _edt_stats(
             start = c * chunk
             tmax_row = tmax_ptr + row.to(tl.int64) * NT
             lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
-            mm, ss, uu, nn = _online_stats(ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
+            mm, ss, uu, nn = _stats_of_row(
+                ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, fp_ptr, B, row, BLOCK, TILE, SUMMARY
+            )
     tl.store(qart_ptr + o, mm)
     tl.store(qart_ptr + B * C + o, ss)
     tl.store(qart_ptr + 2 * B * C + o, uu)
@@ -933,7 +990,8 @@ def _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUND
     largest t at which the known masses reach top_p + 2e-5 (the margin covers the float32 sums):
     a block's elements >= its max - j * LEVEL_STEP weigh at least its level-j mass, so the mass
     >= t is at least the sum over the NS blocks of their largest level mass at a level >= t. Found
-    by bisection on the float's order (int keys), about 32 steps over [blocks, levels]."""
+    by BOUND_STEPS halvings of the value over [blocks, levels], then moved up to the next level
+    value (the bisection on the floats' order it replaced took 32 steps: about 12 us on the H200)."""
     ts = tl.arange(0, NTC)
     lo_k = float("nan")
     lo_p = float("nan")
@@ -952,16 +1010,20 @@ def _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUND
             lowest = tl.min(tl.where(bmx > float("-inf"), bmx - (LEVELS - 1) * LEVEL_STEP, float("inf")), axis=0)
             got = tl.sum(tl.max(tl.where(lv >= lowest, lb, 0.0), axis=1).to(tl.float64), axis=0)
             if got >= target:
-                a = _key(lowest).to(tl.int64)
-                b = _key(mx).to(tl.int64)
-                while a < b:
-                    mid = a + (b - a + 1) // 2
-                    t = _unkey(mid.to(tl.int32))
-                    got = tl.sum(tl.max(tl.where(lv >= t, lb, 0.0), axis=1).to(tl.float64), axis=0)
+                # bisection of the value: got(t) only changes at the level values lv, so the
+                # answer is one of them; BOUND_STEPS halvings leave a <= it within (mx - lowest) /
+                # 2^BOUND_STEPS, and the smallest lv >= a is then <= the answer too (so still a
+                # valid bound) and equal to it unless another level value lies that close below
+                a = lowest
+                b = mx
+                for _ in range(BOUND_STEPS):
+                    mid = a * 0.5 + b * 0.5
+                    got = tl.sum(tl.max(tl.where(lv >= mid, lb, 0.0), axis=1).to(tl.float64), axis=0)
                     ok = got >= target
                     a = tl.where(ok, mid, a)
-                    b = tl.where(ok, b, mid - 1)
-                lo_p = _unkey(a.to(tl.int32))
+                    b = tl.where(ok, b, mid)
+                lo_p = tl.min(tl.where((lv >= a) & (bmx[:, None] > float("-inf")), lv, float("inf")), axis=1)
+                lo_p = tl.min(lo_p, axis=0)
     return lo_k, lo_p
 
 
@@ -1006,10 +1068,18 @@ def _sel_first(
         ok = (js < chunk // TILE) & (tix < NT)
         live = (tl.load(tmax_ptr + row.to(tl.int64) * NT + tix, mask=ok, other=float("-inf")) >= lo) & ok
         rank = tl.cumsum(live.to(tl.int32), axis=0) - 1
-        for i in range(0, tl.sum(live.to(tl.int32), axis=0)):
-            tile = tl.sum(tl.where(live & (rank == i), tix, 0), axis=0)
-            offs = tile * TILE + lanes
-            x = tl.load(ptr + offs, mask=offs < V, other=float("-inf")).to(tl.float32)
+        n_live = tl.sum(live.to(tl.int32), axis=0)
+        if PREFETCH:
+            offs = tl.sum(tl.where(live & (rank == 0), tix, 0), axis=0) * TILE + lanes
+            nxt = tl.load(ptr + offs, mask=offs < tl.where(n_live > 0, V, 0), other=float("-inf"))
+        for i in range(0, n_live):
+            if PREFETCH:  # the next live tile's load goes out before this one's atomic and scan
+                x = nxt.to(tl.float32)
+                o_n = tl.sum(tl.where(live & (rank == i + 1), tix, 0), axis=0) * TILE + lanes
+                nxt = tl.load(ptr + o_n, mask=o_n < tl.where(i + 1 < n_live, V, 0), other=float("-inf"))
+            else:
+                offs = tl.sum(tl.where(live & (rank == i), tix, 0), axis=0) * TILE + lanes
+                x = tl.load(ptr + offs, mask=offs < V, other=float("-inf")).to(tl.float32)
             x = tl.where(x != x, float("-inf"), x)
             if t != 1.0:
                 x = tl.math.div_rn(x, t)
@@ -1086,6 +1156,68 @@ def _pick_bisect(
     return _unkey(a.to(tl.int32))
 
 
+@triton.jit
+def _cut_by_bin_masses(cand, n_c, mx, inv_s, target_p, lo, hm_ptr, tail, BLOCK: tl.constexpr, NBINS: tl.constexpr):
+    """(cut, w_hi, w_lo): top_p's cut from round 0's n_c candidates (all in [lo, mx]), or NaN where
+    `_select` must take over, from the window [w_lo, w_hi] that holds the cut's bin (which holds
+    more than SMALL_CAP of them).
+
+    One pass bins the candidates over [lo, mx] (NBINS bins), counting them and adding each one's
+    mass, as an integer (`_fixed`: exact, so the buffer's order does not matter), into its bin
+    at hm_ptr with an atomic; the exact cumulative masses name the bin where the cut lies, and a
+    second pass copies that bin's candidates (3-164 on the benchmark's rows) to `tail`,
+    where `_pick` sorts them and reads the cut off. The count histogram's mass bounds that
+    `_select` uses instead (count x each bin's edges) left 600-3,300 candidates in range on
+    those rows, so it needed more than one round of both passes."""
+    lanes = tl.arange(0, BLOCK)
+    bins = tl.arange(0, NBINS)
+    hi2 = mx * 0.5
+    scale = _scale(mx, lo, NBINS)
+    tl.store(hm_ptr + bins, tl.zeros([NBINS], tl.int64))
+    tl.debug_barrier()  # the zeros before any thread's atomics
+    h = tl.zeros([NBINS], tl.int32)
+    for off in range(0, n_c, BLOCK):
+        ok = off + lanes < n_c
+        c = tl.load(cand + off + lanes, mask=ok, other=float("-inf"))
+        b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
+        h += tl.histogram(b, NBINS)
+        tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
+    tl.debug_barrier()  # every thread's atomics before the reads (which bypass L1: .cg)
+    hm = tl.load(hm_ptr + bins, cache_modifier=".cg")
+    cum = tl.cumsum(hm, axis=0).to(tl.float64) / FIX_SCALE * inv_s
+    j = tl.sum((cum < target_p).to(tl.int32), axis=0)  # the cut's bin; NBINS: never reached
+    n_j = tl.sum(tl.where(bins == j, h, 0), axis=0)
+    result = float("nan")
+    # the cut's bin j holds (mx - 2j / scale, mx - 2(j - 1) / scale] (`_bin_of`), widened for
+    # rounding: the mass above it is below top_p and the mass down to its end reaches it, so
+    # `_select` can start there instead of from [lo, mx] (in halves, like `_scale`, so that
+    # windows near the float limits do not overflow; scale 0: all candidates equal mx)
+    slack = 1e-5 * tl.abs(mx) + 1e-5 * tl.abs(lo) + 1e-5
+    half_bin = tl.where(scale > 0, 1.0 / scale, 0.0)
+    w_hi = tl.minimum((mx * 0.5 - (j - 1).to(tl.float32) * half_bin) * 2.0 + slack, mx)
+    w_lo = tl.maximum((mx * 0.5 - j.to(tl.float32) * half_bin) * 2.0 - slack, lo)
+    w_lo = tl.where(j >= NBINS - 2, lo, w_lo)  # the last inner bin reaches down to lo
+    if j >= NBINS:
+        result = lo  # rounding left the candidates' total below top_p: keep them all
+    elif n_j <= SMALL_CAP:
+        above = tl.sum(tl.where(bins < j, hm, 0), axis=0).to(tl.float64) / FIX_SCALE * inv_s
+        n = tl.full([], 0, tl.int32)
+        low = float("inf")
+        for off in range(0, n_c, BLOCK):
+            ok = off + lanes < n_c
+            c = tl.load(cand + off + lanes, mask=ok, other=float("-inf"))
+            is_c = ok & (_bin_of(c, hi2, lo, mx, scale, NBINS) == j)
+            ci = is_c.to(tl.int32)
+            pos = n + tl.cumsum(ci, axis=0) - 1
+            tl.store(tail + pos, c, mask=is_c)
+            n += tl.sum(ci, axis=0)
+            low = tl.minimum(low, tl.min(tl.where(is_c, c, float("inf")), axis=0))
+        # the float64 sum over the sorted bin may fall short of the exact one by rounding: then
+        # the bin's lowest value (all of it kept, as the exact sums say)
+        result = _pick(tail, n_j, 0, above, mx, inv_s, 0, target_p, 0, low, low, True, 2, SMALL_CAP)
+    return result, w_hi, w_lo
+
+
 @triton.jit(do_not_specialize=["stride_z", "V", "B", "ZS"])
 def _sel_first_resolve(
     z_ptr,
@@ -1101,6 +1233,7 @@ def _sel_first_resolve(
     cnt_ptr,
     ZS,
     cand_ptr,
+    hm_ptr,
     B,
     IS_P: tl.constexpr,
     CAPN: tl.constexpr,
@@ -1127,15 +1260,22 @@ def _sel_first_resolve(
             if n_c <= SMALL_CAP:
                 result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
             elif IS_P:
-                # `_select` over the candidates instead of the row: a histogram of them over
-                # [lo, max], the bins that hold the cut copied to the buffer's tail and sorted
-                # there (bisecting the mass re-read the buffer at each of its 32 steps:
-                # benchmarks/bench_top_p_resolve.py). All candidates are >= lo, so a cut below
-                # them (float32 rounding of the bound's margin) keeps them all
-                result = _select(
-                    cand, n_c, 1.0, False, mx, ssum, target_k, target_p, True, cand + CAPN, mx, lo,
-                    BLOCK, NBINS, SMALL_CAP, True,
-                )  # fmt: skip
+                # the cut's bin from exact per-bin masses, then its few candidates sorted; where
+                # that bin holds too many (ties, dense rows), `_select` over the candidates
+                # instead of the row: a histogram of them over that bin's range, the bins that
+                # can hold the cut copied to the buffer's tail and sorted there (bisecting the mass
+                # re-read the buffer at each of its 32 steps: benchmarks/bench_top_p_resolve.py).
+                # All candidates are >= lo, so a cut below them (float32 rounding of the bound's
+                # margin) keeps them all
+                hm = hm_ptr + row.to(tl.int64) * NBINS
+                result, w_hi, w_lo = _cut_by_bin_masses(
+                    cand, n_c, mx, inv_s, target_p, lo, hm, cand + CAPN, BLOCK, NBINS
+                )
+                if result != result:
+                    result = _select(
+                        cand, n_c, 1.0, False, mx, ssum, target_k, target_p, True, cand + CAPN, w_hi, w_lo,
+                        BLOCK, NBINS, SMALL_CAP, True,
+                    )  # fmt: skip
                 result = tl.maximum(result, lo)
             elif n_c <= MID_CAP:
                 result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, False)

@@ -10,8 +10,11 @@ method, one program per row reading the cut off it (the work of `_sel_first_reso
 - ``bisect-N``: bisection with up to N candidates in registers;
 - ``sort-N``: sort up to N candidates, cumulative mass, first index reaching top_p;
 - ``select-N-NB``: `_select` over the buffer (N per step, NB histogram bins) down to <= 256
-  candidates, then a sort of those (what `_sel_first_resolve` does since 2026-12-03, with
-  N = 2,048 and 512 bins).
+  candidates, then a sort of those (what `_sel_first_resolve` did from the morning of
+  2026-12-03, with N = 2,048 and 256 bins; now its fallback);
+- ``bins-NB``: `_cut_by_bin_masses` (exact per-bin masses added with atomics, the cut's bin
+  sorted; 2,048 per step, NB bins), `_select` where that bin holds more than 256 (what
+  `_sel_first_resolve` does since the evening of 2026-12-03, with 256 bins).
 
 Rows with more candidates than a method holds fall back to the re-reading bisection. Every
 method's cut is checked against the pipeline's. Interpreter check on the CPU:
@@ -33,7 +36,14 @@ import triton  # noqa: E402
 import triton.language as tl  # noqa: E402
 
 from sss.samplers import SamplerBatch, SamplerSpec, kernels  # noqa: E402
-from sss.samplers.kernels.triton_rules import SMALL, SMALL_CAP, _pick, _pick_bisect, _select  # noqa: E402
+from sss.samplers.kernels.triton_rules import (  # noqa: E402
+    SMALL,
+    SMALL_CAP,
+    _cut_by_bin_masses,
+    _pick,
+    _pick_bisect,
+    _select,
+)
 from test_kernels_gpu import make_rows  # noqa: E402
 
 INTERPRET = os.environ.get("TRITON_INTERPRET") == "1"
@@ -51,6 +61,7 @@ def _resolve_variant(
     out_ptr,
     B,
     small_ptr,
+    hm_ptr,
     CAPN: tl.constexpr,
     METHOD: tl.constexpr,
     BLK: tl.constexpr,
@@ -80,6 +91,19 @@ def _resolve_variant(
                 result = _select(
                     cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, mx, lo, BLK, NB, SMALL_CAP, True
                 )
+        elif METHOD == 5:
+            small = small_ptr + row.to(tl.int64) * SMALL_CAP
+            if n_c <= SMALL_CAP:
+                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, SMALL_CAP)
+            else:
+                hm = hm_ptr + row.to(tl.int64) * NB
+                result, w_hi, w_lo = _cut_by_bin_masses(cand, n_c, mx, inv_s, target, lo, hm, small, BLK, NB)
+                if result != result:
+                    result = _select(
+                        cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, w_hi, w_lo, BLK, NB, SMALL_CAP,
+                        True,
+                    )  # fmt: skip
+            result = tl.maximum(result, lo)
         elif n_c > BLK:
             result = _pick_bisect(cand, n_c, mx, inv_s, 0, target, True, 2048, True)
         elif METHOD == 1:
@@ -92,6 +116,7 @@ def _resolve_variant(
 # name: (METHOD, BLK, NB)
 METHODS = {"bisect": (0, 2048, 1), "bisect-4096": (1, 4096, 1), "sort-1024": (2, 1024, 1), "sort-4096": (2, 4096, 1)}
 METHODS |= {f"select-{blk}-{nb}": (4, blk, nb) for blk in (1024, 2048, 4096) for nb in (16, 128, 256, 512)}
+METHODS |= {f"bins-{nb}": (5, 2048, nb) for nb in (16, 128, 256, 512)}
 
 
 def main() -> None:
@@ -125,10 +150,11 @@ def main() -> None:
                 got = torch.empty(args.rows, dtype=torch.float32, device=dev)
                 ps = torch.full((args.rows,), p, dtype=torch.float32, device=dev)
                 small = torch.empty((args.rows, SMALL), dtype=torch.float32, device=dev)
+                hm = torch.empty((args.rows, nb), dtype=torch.int64, device=dev)
 
-                def run(got=got, ps=ps, small=small, method=method, blk=blk, nb=nb, warps=warps):
+                def run(got=got, ps=ps, small=small, hm=hm, method=method, blk=blk, nb=nb, warps=warps):
                     _resolve_variant[(args.rows,)](
-                        cand, zsel, zs, win_p, sel_mx, sel_s, ps, got, args.rows, small,
+                        cand, zsel, zs, win_p, sel_mx, sel_s, ps, got, args.rows, small, hm,
                         CAPN=capn, METHOD=method, BLK=blk, NB=nb, num_warps=warps,
                     )  # fmt: skip
 

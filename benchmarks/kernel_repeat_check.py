@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "samplers
 import torch  # noqa: E402
 
 from sss.samplers import SamplerBatch, apply_rules, kernels  # noqa: E402
-from kernel_smoke import wall_samples  # noqa: E402  (this script's folder is on sys.path)
-from test_kernels_gpu import SPECS, make_rows  # noqa: E402
+from kernel_smoke import specs_for, wall_samples  # noqa: E402  (this script's folder is on sys.path)
+from test_kernels_gpu import make_rows  # noqa: E402
 
 
 def full(z: torch.Tensor, batch: SamplerBatch) -> torch.Tensor:
@@ -56,7 +56,7 @@ def main() -> None:
     for rows in args.rows:
         z = make_rows("peaked", rows, args.vocab, seed=rows).cuda()
         for name in args.rules:
-            batch = SamplerBatch.from_specs([SPECS[name]] * rows, device="cuda")
+            batch = SamplerBatch.from_specs(specs_for(name, rows), device="cuda")
             first = full(z, batch)
             again = [compare(first, full(z, batch)) for _ in range(args.repeats)]
             replay = apply_rules(z, batch).clone()  # the plan left by the last full call
@@ -66,7 +66,7 @@ def main() -> None:
             )
     z = make_rows("peaked", 1, args.vocab, seed=1).cuda()
     for name in args.timing_rules:
-        batch = SamplerBatch.from_specs([SPECS[name]], device="cuda")
+        batch = SamplerBatch.from_specs(specs_for(name, 1), device="cuda")
         samples = {True: [], False: []}
         for block in range(6):
             for on in (True, False) if block % 2 == 0 else (False, True):

@@ -5,6 +5,9 @@ against the `amax` floor, for a few rules at V = 151,936 (a minute; the full run
 where the host time goes; `--graph`: a CUDA-graph replay of the call; buffer sizes: benchmarks/kernel_variants.sh).
 
     python benchmarks/kernel_smoke.py [--rows 1 64 256] [--rules none top_p ...]
+
+Rules are the GPU tests' specs by name; "mixed" cycles all of them over the rows, "bench_mixed"
+cycles the rules of bench_process_logits.py as its mixed batch does (the issue's case).
 """
 
 from __future__ import annotations
@@ -19,11 +22,26 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "samplers"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
 from sss.samplers import SamplerBatch, apply_rules  # noqa: E402
+from bench_process_logits import cases  # noqa: E402
 from test_kernels_gpu import SPECS, make_rows, torch_path  # noqa: E402
+
+
+def specs_for(name: str, rows: int) -> list:
+    """The specs of a batch of `rows`: a GPU test's spec by name on every row, or "mixed" (every
+    such spec in turn) or "bench_mixed" (bench_process_logits.py's mixed batch)."""
+    if name == "mixed":
+        mixed = list(SPECS.values())
+        return [mixed[i % len(mixed)] for i in range(rows)]
+    if name == "bench_mixed":
+        return dict(cases(rows))["mixed"]
+    if name not in SPECS:
+        raise SystemExit(f"unknown rule {name!r}: one of {', '.join(SPECS)}, mixed, bench_mixed")
+    return [SPECS[name]] * rows
 
 
 def wall_samples(fn, repeats: int = 30) -> list[float]:
@@ -137,13 +155,12 @@ def main() -> None:
     args = ap.parse_args()
     faulthandler.dump_traceback_later(args.hang, exit=True)
     print(torch.cuda.get_device_name(), flush=True)
-    mixed = list(SPECS.values())
     for rows in args.rows:
         z = make_rows("peaked", rows, args.vocab, seed=rows).cuda()
         floor = wall(lambda: z.amax(-1))
         floor_dev = device_us(lambda: z.amax(-1))
         for name in args.rules:
-            specs = [mixed[i % len(mixed)] for i in range(rows)] if name == "mixed" else [SPECS[name]] * rows
+            specs = specs_for(name, rows)
             batch = SamplerBatch.from_specs(specs, device="cuda")
             out = apply_rules(z, batch)
             with torch_path():
@@ -151,7 +168,7 @@ def main() -> None:
                 t_torch = wall(lambda: apply_rules(z, batch), 10)
             bad = ((out > -math.inf) != (ref > -math.inf)).any(dim=1)
             diff = int(bad.sum())
-            if diff and name == "mixed":
+            if diff and name.endswith("mixed"):
                 print("    differing rows:", sorted({str(specs[r]) for r in bad.nonzero().flatten().tolist()})[:6])
             t = wall(lambda: apply_rules(z, batch))
             # the timed calls replay the first one's launch plan (docs/kernels.md): same output

@@ -151,7 +151,8 @@ def apply_rules_cuda(
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
-    d_sizes = (rows, rows, rows * resolve_bins) if select else ()
+    n_bin_mass = rows * resolve_bins if facts.top_p_count > 0 else 1
+    d_sizes = (rows, rows, n_bin_mass) if select else ()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]

@@ -97,7 +97,9 @@ def _resolve_variant(
                 result = _pick(cand, n_c, 0, 0.0, mx, inv_s, 0, target, 0, lo, lo, True, 2, SMALL_CAP)
             else:
                 hm = hm_ptr + row.to(tl.int64) * NB
-                result, w_hi, w_lo = _cut_by_bin_masses(cand, n_c, mx, inv_s, target, lo, hm, small, BLK, NB)
+                result, w_hi, w_lo, _ = _cut_by_bin_masses(
+                    cand, n_c, mx, inv_s, target, lo, hm, small, cand, 1, BLK, NB, False, SMALL_CAP
+                )
                 if result != result:
                     result = _select(
                         cand, n_c, 1.0, False, mx, 1.0 / inv_s, 0, target, True, small, w_hi, w_lo, BLK, NB, SMALL_CAP,

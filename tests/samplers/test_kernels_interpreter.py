@@ -82,8 +82,9 @@ ORDER_SCRIPT = textwrap.dedent("""
     @triton.jit
     def by_bins(cand, n_c, mx_ptr, s_ptr, p_ptr, lo_ptr, hm, tail, out):
         mx = tl.load(mx_ptr)
-        cut, _, _ = R._cut_by_bin_masses(
-            cand, n_c, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, 64, 32
+        cut, _, _, _ = R._cut_by_bin_masses(
+            cand, n_c, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, cand, 1, 64, 32, False,
+            R.SMALL_CAP,
         )
         tl.store(out, cut)
 

@@ -114,16 +114,17 @@ def apply_rules_cuda(
     # summaries of z / T; otherwise the per-row stage scales the max alone
     edt_pass = has_edt and bool(select or uses & SCALED_STATS_RULES)
 
-    # round 0 of a selection needs tile summaries from the statistics pass: maxima (1), plus the
-    # level masses when a row has top_p (2); 0 when tiles that fit NT_CAP would exceed a block
+    # the statistics pass's summaries (a sum of flags): 1, each tile's max, for round 0 of top_k
+    # (not when the tiles that fit NT_CAP would exceed a block); 2, top_p's candidates
     tile = tile or TILE
     while triton.cdiv(vocab, tile) > k.NT_CAP:
         tile *= 2
-    summary = 0 if not select or tile > STATS_BLOCK else 2 if facts.top_p_count > 0 else 1
-    if summary == 0:
-        tile = STATS_BLOCK  # a block is one tile: no summaries
+    k_tiles = facts.rank_k > 1 and tile <= STATS_BLOCK
+    summary = int(k_tiles) + 2 * int(facts.top_p_count > 0)
+    if not k_tiles:
+        tile = STATS_BLOCK  # a block is one tile: no maxima
     n_tiles = triton.cdiv(vocab, tile)
-    tiles_pow2 = max(16, 1 << (n_tiles - 1).bit_length())  # the per-row rules' block over the tiles
+    tiles_pow2 = max(16, 1 << (n_tiles - 1).bit_length())  # `_finish_rows`'s block over the tiles
     first_cap = cap * FIRST_CAP_FACTOR
     if first_cap > k.FIXED_MAX_TERMS:  # its top_p masses are summed as int64 (triton_rules.FIX_SCALE)
         raise ValueError(
@@ -134,6 +135,12 @@ def apply_rules_cuda(
     chunks = max(1, min(n_blocks, MAX_CHUNKS, triton.cdiv(STATS_PROGRAMS, rows)))
     chunk = triton.cdiv(n_blocks, chunks) * STATS_BLOCK
     chunks = triton.cdiv(vocab, chunk)
+    # top_p's candidates: a segment per (row, chunk) program of the statistics pass, their share of
+    # round 0's buffer but at least 1/64 of it (many short chunks at small B), all of a row's
+    # together within the integer mass sums' range; gathered into the candidate buffer
+    kseg = max(first_cap // chunks, first_cap // 64, 1)
+    kseg = 1 << (min(kseg, k.FIXED_MAX_TERMS // chunks).bit_length() - 1)  # a power of two: slot // KSEG is a shift
+    p_cap = max(first_cap, chunks * kseg)
     fp, ip, bp, ks_stride = _packed_params(batch, k)
     n_parts = 2 if edt_pass else 1
     hb = -(-(bins + 1) // 4) * 4  # a histogram and its candidate counter, 16-byte aligned
@@ -141,30 +148,33 @@ def apply_rules_cuda(
     # scratch: float32 partials (max, sum, sum*shift) per pass, then threshold and temperature per
     # row; int32 +inf counts per pass, then the +inf flag per row; with selection, its float / int
     # partials, the top_p targets, the scaled max, the candidate buffers, per kind a window
-    # [max, lo] per row (round 0's bound, then the histogram rounds' windows), the tile maxima and
-    # level masses, the counters and histograms (zs per row, zeroed by `_finish_rows`), the
-    # float64 normaliser, int64 k and top_p resolve's per-bin masses
+    # [max, lo] per row (round 0's bound, then the histogram rounds' windows), the tile maxima,
+    # top_p's segments and their thresholds and counts, the counters and histograms (zs per row,
+    # zeroed by `_finish_rows`), the float64 normaliser, int64 k and top_p resolve's per-bin masses
     rc = rows * chunks
-    n_lev = rows * (k.N_LEVELS + 1) * n_tiles if summary == 2 else 1  # per block: levels and max
-    sel_sizes = [7 * rc, rows, rows, rows * (first_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_lev]
+    has_p = facts.top_p_count > 0
+    n_seg, n_pth = (rc * kseg, rc) if has_p else (1, 1)
+    cand_cap = p_cap if has_p else first_cap
+    sel_sizes = [7 * rc, rows, rows, rows * (cand_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_seg, n_pth]
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
-    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs) if select else ())
+    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
-    n_bin_mass = rows * resolve_bins if facts.top_p_count > 0 else 1
+    n_bin_mass = rows * resolve_bins if has_p else 1
     d_sizes = (rows, rows, n_bin_mass) if select else ()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
-        sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, lev = f_views[n_parts + 1 :]
-        sel_pi, zsel = i_views[n_parts + 1 :]
+        sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, seg, pth = f_views[n_parts + 1 :]
+        sel_pi, zsel, pcnt = i_views[n_parts + 1 :]
         sel_s, sel_k, bin_mass = d_views
         sel_k = sel_k.view(torch.int64)
         bin_mass = bin_mass.view(torch.int64)
     else:
         sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = bin_mass = res  # unused
-        win_k = win_p = tmax = lev = res
+        win_k = win_p = tmax = seg = pth = res
+        pcnt = flag
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
     # the device (a compiled kernel is loaded per device) and what Triton specialises on among the
     # tensors that do not come from the workspace (whose views are all 16-byte aligned, of fixed
@@ -192,11 +202,14 @@ def apply_rules_cuda(
         chunks,
         int(has_edt),
         tmax,
-        lev,
+        seg,
+        pth,
+        pcnt,
         n_tiles,
         BLOCK=STATS_BLOCK,
         TILE=tile,
         SUMMARY=summary,
+        KSEG=kseg,
         num_warps=8,
     )
     if edt_pass:
@@ -216,12 +229,15 @@ def apply_rules_cuda(
             rows,
             chunks,
             tmax,
-            lev,
+            seg,
+            pth,
+            pcnt,
             n_tiles,
             CB=MAX_CHUNKS,
             BLOCK=STATS_BLOCK,
             TILE=tile,
             SUMMARY=summary,
+            KSEG=kseg,
             num_warps=8,
         )
     launch(
@@ -247,59 +263,60 @@ def apply_rules_cuda(
         win_k,
         win_p,
         tmax,
-        lev,
         n_tiles,
-        n_blocks,
         0 if not has_edt else 1 if edt_pass else 2,
         int(has_bins),
         zsel,
         zs,
         CB=MAX_CHUNKS,
         SELECT=select,
-        BOUNDS=summary,
+        BOUNDS=int(k_tiles),
         NTC=tiles_pow2,
         ZP=1 << (zs - 1).bit_length(),
-        num_warps=8 if summary == 2 else 4,
+        num_warps=4,
     )
     if select:
         arrive = _arrivals(dev, stream, capturing, rows)
         kinds = ([False] if facts.rank_k > 1 else []) + ([True] if facts.top_p_count > 0 else [])
         for n, is_p in enumerate(kinds):
             win = win_p if is_p else win_k
-            # round 0: the candidates above the tile-summary bound (`_finish_rows` set it)
+            # round 0: for k, the candidates above the tile-maxima bound (`_finish_rows` set it);
+            # top_p's the statistics pass collected
             zk = zsel[4 * n :]
-            launch(
-                k._sel_first,
-                grid,
-                logits,
-                stride,
-                vocab,
-                chunk,
-                res,
-                sel_k,
-                sel_p,
-                win,
-                tmax,
-                n_tiles,
-                zk,
-                zs,
-                cand,
-                rows,
-                IS_P=is_p,
-                TILE=tile,
-                TPC=max(1, 1 << (chunk // tile - 1).bit_length()),
-                CAPN=first_cap,
-                num_warps=8,
-            )
+            if not is_p:
+                launch(
+                    k._sel_first,
+                    grid,
+                    logits,
+                    stride,
+                    vocab,
+                    chunk,
+                    res,
+                    sel_k,
+                    sel_p,
+                    win,
+                    tmax,
+                    n_tiles,
+                    zk,
+                    zs,
+                    cand,
+                    rows,
+                    IS_P=is_p,
+                    TILE=tile,
+                    TPC=max(1, 1 << (chunk // tile - 1).bit_length()),
+                    CAPN=first_cap,
+                    num_warps=8,
+                )
             # histogram rounds for the rows round 0 leaves (no bound, or more candidates than fit):
             # none for k when every row has a bound (round 0's resolve finishes the rare rest by
-            # one program per row: each launch costs more host time than that); one when round 0
-            # has bounds for every row's top_p; else SPLIT_ROUNDS. Each round's resolve runs in the
-            # collect pass's last program per row
+            # one program per row: each launch costs more host time than that); one for top_p
+            # (rows whose candidates fell short of top_p's mass, or held +inf; its last program
+            # per row finishes them); else SPLIT_ROUNDS. Each round's resolve runs in the collect
+            # pass's last program per row
             if is_p:
-                rounds = 1 if summary == 2 else SPLIT_ROUNDS
+                rounds = 1
             else:
-                rounds = 0 if summary > 0 and facts.rank_k <= n_tiles else SPLIT_ROUNDS
+                rounds = 0 if k_tiles and facts.rank_k <= n_tiles else SPLIT_ROUNDS
             launch(
                 k._sel_first_resolve,
                 (rows,),
@@ -317,13 +334,19 @@ def apply_rules_cuda(
                 zs,
                 cand,
                 bin_mass,
+                seg,
+                pth,
+                pcnt,
+                chunks,
                 rows,
                 IS_P=is_p,
-                CAPN=first_cap,
+                CAPN=p_cap if is_p else first_cap,
                 BLOCK=RESOLVE_BLOCK,
                 NBINS=resolve_bins,
                 ROW_CAP=cap,
                 LAST=rounds == 0,
+                CB=MAX_CHUNKS,
+                KSEG=kseg if is_p else 1,
                 num_warps=8,
             )
             for rnd in range(rounds):

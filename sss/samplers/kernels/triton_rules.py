@@ -5,37 +5,39 @@ Stages, each one launch for the whole (possibly mixed) batch:
 1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its
    softmax statistics relative to the chunk's own max: max m, sum of exp(z - m), sum of
    exp(z - m) * (z - m) (for the entropy) and the number of +inf logits. One read of the logits.
-   With a selection in the batch it also writes each tile's (block's) max and, with top_p rows,
-   each tile's level masses (below). EDT rows need their temperature from the unscaled entropy
-   first, so with EDT in the batch the kernel runs twice: unscaled, then (``_edt_stats``) scaled
-   by each EDT row's temperature.
+   With top_k rows it also writes each tile's (block's) max and, on top_p rows, copies top_p's
+   candidates to a segment per program (below). EDT rows need their temperature from the
+   unscaled entropy first, so with EDT in the batch the kernel runs twice: unscaled, then
+   (``_edt_stats``) scaled by each EDT row's temperature.
 2. ``_finish_rows``, grid (B,): combines the partials into the row max, log-sum-exp and
    entropy, computes every threshold rule, the rank cap k of every rank rule and greedy.
    Writes one threshold and one temperature per row, the selection targets (k for rows with
-   1 < k < V, top_p for rows with top_p < 1) and, from the tile summaries, a lower bound on each
-   target's cut.
+   1 < k < V, top_p for rows with top_p < 1) and, from the tile maxima, a lower bound on k's cut.
 3. Only when a row of the batch has a target, per target kind (k, then top_p): exact selection
-   without a sort. Round 0 (``_sel_first``, grid (B, C), then ``_sel_first_resolve``, grid (B,))
-   copies the elements at or above the bound and reads the cut off them; rows it leaves (no
-   bound, or more candidates than its buffer) go through up to two histogram rounds
-   (``_sel_hist``, then ``_sel_collect``, grid (B, C), whose last program per row resolves the
-   round: `_last_arrival`) and, last, one program per row (``_select``). For k, when every row
-   has a bound, no histogram round is launched: round 0's resolve finishes the rare rows left
-   (ties beyond its buffer, rows holding +inf) by ``_select`` itself.
+   without a sort. Round 0: for k, ``_sel_first`` (grid (B, C)) copies the elements at or above
+   the bound, and ``_sel_first_resolve`` (grid (B,)) reads the cut off them; for top_p the
+   resolve reads it off the statistics pass's segments. Rows it leaves (no bound, more
+   candidates than the buffer, top_p candidates short of top_p's mass) go through up to two
+   histogram rounds (``_sel_hist``, then ``_sel_collect``, grid (B, C), whose last program per
+   row resolves the round: `_last_arrival`) and, last, one program per row (``_select``). For
+   k, when every row has a bound, no histogram round is launched: round 0's resolve finishes
+   the rare rows left (ties beyond its buffer, rows holding +inf) by ``_select`` itself.
 4. ``_mask``, grid (B, V / block): ``out = where(z / T >= threshold, z / T, -inf)``.
 
-Round 0's bounds: k tiles have a max at least the k-th largest tile max, so the k-th largest
-logit is at least that. For top_p a tile's elements within j * LEVEL_STEP of its max weigh at
-least its level-j mass, so the mass at or above a value t is at least the sum over tiles of
-their largest level mass at a level >= t; the largest t where that reaches top_p (plus a margin
-for float32 sums) bounds the cut. The candidates (every element >= the bound; tiles whose max is
-below it are not read) hold the cut: sorted when at most 256; else, for k, bisected on the
-floats' order (the largest value whose count at or above reaches k) and, for top_p, from exact
-per-bin masses (``_cut_by_bin_masses``: the candidates binned with their masses added as integers
-by atomics, then the cut's bin sorted), or, where that bin holds too many, ``_select`` over the
-candidates from that bin's range. The candidates' order in the buffer comes from atomics and
-changes between runs, so their masses are summed as integers (``FIX_SCALE``): the cut does not
-depend on it.
+Round 0 of k: k tiles have a max at least the k-th largest tile max, so the k-th largest logit is
+at least that. The candidates (every element >= the bound; tiles whose max is below it are not
+read) hold the cut: sorted when at most 256, else bisected on the floats' order (the largest
+value whose count at or above reaches k).
+
+Round 0 of top_p: each program of the statistics pass copies, without atomics, every finite
+element >= max(its running max - WINDOW, a threshold its first block sets so that the segment
+fills to about 3/4) into its segment (`_online_stats`); a program whose segment would overflow
+gives up. Each segment then holds every element of its chunk >= its final threshold, so the row's
+segments hold every element >= lo, the highest of those thresholds. Where their mass reaches
+top_p, the cut lies among them: from exact per-bin masses (``_cut_by_bin_masses``: the candidates
+binned over [lo, max] with their masses added as integers by atomics, then the cut's bin sorted),
+or, where that bin holds too many, ``_select`` over the candidates from that bin's range. The
+masses are summed as integers (``FIX_SCALE``), so the cut does not depend on the atomics' order.
 
 Histogram rounds: a count histogram over a value window [lo, hi] of the row (bins are a
 monotone function of the logit, so they split the sorted order exactly; programs add theirs with
@@ -72,14 +74,12 @@ SMALL_CAP = tl.constexpr(SMALL)  # candidate sets this small are sorted in a buf
 MID_CAP = tl.constexpr(int(os.environ.get("SSS_KERNEL_MID", 2048)))
 # globals a kernel reads must be constexpr
 WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) logit units
-# per-tile summaries of the statistics pass: each tile's max, and (top_p) the mass of its elements
-# within LEVEL_STEP * j of that max for j = 0..LEVELS-1; they bound each row's cut from below
-N_LEVELS = 8  # _online_stats writes these 8 one by one
-LEVELS = tl.constexpr(N_LEVELS)
-LEVEL_STEP = tl.constexpr(1.0)
+# top_p's candidates in the statistics pass (`_online_stats`): the bins over the window of the
+# histogram that narrows it, and how often one block may narrow it before its program gives up
+WBINS = tl.constexpr(64)
+# the most of the cut's bin that top_p's resolve sorts (more: `_select` over the candidates)
+SEG_PICK = tl.constexpr(int(os.environ.get("SSS_KERNEL_SEG_PICK", 256)))  # SSS_KERNEL_SEG_PICK for tuning runs
 NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
-# halvings of the value that bound top_p's cut from the level masses (a few us each)
-BOUND_STEPS = tl.constexpr(12)
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
 FLOAT_MAX = tl.constexpr(3.4028234663852886e38)
 MIN_TEMPERATURE = tl.constexpr(batch.MIN_TEMPERATURE)
@@ -155,8 +155,21 @@ def _mass_sum(acc, FIXED: tl.constexpr):
 
 
 @triton.jit
-def _add8(a0, a1, a2, a3, a4, a5, a6, a7, b0, b1, b2, b3, b4, b5, b6, b7):
-    return a0 + b0, a1 + b1, a2 + b2, a3 + b3, a4 + b4, a5 + b5, a6 + b6, a7 + b7
+def _window_bin(v, m, scale, NWB: tl.constexpr):
+    """Bin of v in the collection window below m: floor((m - v) * scale), NWB - 1 for v below it."""
+    return tl.minimum((m - v) * scale, NWB - 1).to(tl.int32)
+
+
+@triton.jit
+def _calibrate(xf, keep, m, target):
+    """The lowest threshold m - j * WINDOW / (WBINS - 1) (j >= 1) at or above which at most
+    `target` of the kept elements of xf (all within WINDOW of their max m) lie, from one
+    histogram of them; +inf where none is (the first bin alone holds more: ties)."""
+    scale = (WBINS - 1) / WINDOW
+    h = tl.histogram(tl.where(keep, _window_bin(xf, m, scale, WBINS), WBINS - 1), WBINS)
+    wb = tl.arange(0, WBINS)
+    nb = tl.sum(((tl.cumsum(h, axis=0) <= target) & (wb < WBINS - 1)).to(tl.int32), axis=0)
+    return tl.where(nb > 0, m - nb.to(tl.float32) / scale, float("inf"))
 
 
 @triton.jit
@@ -167,8 +180,11 @@ def _online_stats(
     V,
     t,
     tmax_ptr,
-    lev_ptr,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
     NT,
+    KSEG: tl.constexpr,
     BLOCK: tl.constexpr,
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
@@ -180,15 +196,27 @@ def _online_stats(
     update it replaces cost about twice as many instructions, which the H200 noticed). Rows at
     T = 1 skip the division (a correctly rounded division is a dozen instructions).
 
-    A block is held as [BLOCK / TILE, TILE]. With SUMMARY >= 1 each tile's max goes to
-    tmax_ptr[tile]; with SUMMARY == 2 also, for j = 0..LEVELS-1, the sum of exp(z - block max)
-    over the block's elements >= block max - j * LEVEL_STEP, at lev_ptr[j * NT + block], and the
-    block max at lev_ptr[LEVELS * NT + block] (elements more than ~87 below the block's running
-    max count as 0: a lower bound still). By default a block is one tile. The 8-operand
-    reduction, not the reads, sets this pass's time (67 -> 160 us on the H200); blocks of several
-    tiles, which reduce less often, measured no faster (docs/benchmarks.md).
+    A block is held as [BLOCK / TILE, TILE]. SUMMARY is a sum of flags. 1: each tile's max goes to
+    tmax_ptr[tile] (round 0 of top_k bounds its cut with them). 2 (top_p rows): the candidates of
+    top_p's cut, copied to this program's segment at seg_ptr (KSEG slots): every finite element
+    >= max(running max - WINDOW, tabs). tabs is set once, from the first block (`_calibrate`),
+    where that block holds more than its share of the segment (about 3/4 of KSEG / blocks): then
+    at the threshold that leaves it that share. When a block would overflow the segment, the
+    program gives up (tabs = +inf: its row takes the histogram round). The threshold never
+    falls, so the segment ends holding every element of the range >= the final threshold,
+    stored at pth_ptr with the segment's count at pcnt_ptr. No atomics: the segment, and so the
+    cut, do not depend on scheduling.
+
+    Measured on the H200 (B = 256, top_p = 0.9, this pass alone): 164 us, against 67 without
+    top_p and 153 with the per-tile level masses this replaced (a bound for a second read of the
+    row, 99 us, that copied the candidates). Narrowing the window inside the loop (a histogram of
+    the segment, then compacting it) cost 128 registers and 228 us even where it never ran; a
+    threshold relative to the running max rose with a later boosted token past the cut on most
+    of the benchmark's rows. The per-block compaction (a scan, then the stores) is most of the
+    remaining cost: counting alone took 89 us.
     """
     NTB: tl.constexpr = BLOCK // TILE
+    COLLECT: tl.constexpr = SUMMARY >= 2
     tiles_b = tl.arange(0, NTB)
     lanes = tiles_b[:, None] * TILE + tl.arange(0, TILE)[None, :]
     m = float("-inf")
@@ -196,6 +224,20 @@ def _online_stats(
     u = 0.0
     npinf = 0
     nxt = tl.load(ptr + start + lanes, mask=(start + lanes < V) & (start + lanes < stop), other=float("-inf"))
+    # top_p's candidates: the threshold the first block sets (+inf: given up), the segment's count
+    tabs = tl.full([], float("-inf"), tl.float32)
+    cnt = tl.zeros([], tl.int32)
+    if COLLECT:
+        n_blk = tl.maximum(tl.cdiv(tl.minimum(stop, V) - start, BLOCK), 1)
+        target = tl.maximum((KSEG // n_blk) * 3 // 4, 1)
+        x0 = tl.reshape(nxt.to(tl.float32), [BLOCK])
+        x0 = tl.where(x0 != x0, float("-inf"), x0)
+        if t != 1.0:
+            x0 = tl.math.div_rn(x0, t)
+        m0 = tl.max(x0, axis=0)
+        keep0 = (x0 > float("-inf")) & (x0 < float("inf")) & (x0 >= m0 - WINDOW)
+        if tl.sum(keep0.to(tl.int32), axis=0) > target:
+            tabs = _calibrate(x0, keep0, m0, target)
     for off in range(start, stop, BLOCK):
         offs = off + lanes
         # the next block's load goes out before this block's reductions (2-5% on the H200)
@@ -217,43 +259,24 @@ def _online_stats(
         u = tl.where(w > 0, w * (u + (m - ref) * s), 0.0) + bu
         s = s * w + tl.sum(tl.sum(e, axis=1), axis=0)
         m = m_new
-        if SUMMARY > 0:
+        if SUMMARY % 2 == 1:
             tiles = off // TILE + tiles_b
             tl.store(tmax_ptr + tiles, tm, mask=tiles < NT)
-            if SUMMARY > 1:
-                # the LEVELS (8) masked sums in one reduction of 8 operands: 8 separate sums wait
-                # on 8 cross-warp exchanges per block, and a [.., LEVELS] tensor needs a layout
-                # conversion per block; both made this pass several times slower on the H200
-                bm = tl.max(tm, axis=0)
-                lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7 = tl.reduce(
-                    (
-                        tl.where(x >= bm, e, 0.0),
-                        tl.where(x >= bm - 1 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 2 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 3 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 4 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 5 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 6 * LEVEL_STEP, e, 0.0),
-                        tl.where(x >= bm - 7 * LEVEL_STEP, e, 0.0),
-                    ),
-                    1,
-                    _add8,
-                )
-                # then over the block's tiles ([BLOCK / TILE], one element by default)
-                lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7 = tl.reduce((lm0, lm1, lm2, lm3, lm4, lm5, lm6, lm7), 0, _add8)
-                f = tl.exp(ref - bm)  # rescales sums of e to the block's own max
-                f = tl.where(f < float("inf"), f, 0.0)
-                blk = off // BLOCK
-                ok = blk < NT
-                tl.store(lev_ptr + 0 * NT + blk, lm0 * f, mask=ok)
-                tl.store(lev_ptr + 1 * NT + blk, lm1 * f, mask=ok)
-                tl.store(lev_ptr + 2 * NT + blk, lm2 * f, mask=ok)
-                tl.store(lev_ptr + 3 * NT + blk, lm3 * f, mask=ok)
-                tl.store(lev_ptr + 4 * NT + blk, lm4 * f, mask=ok)
-                tl.store(lev_ptr + 5 * NT + blk, lm5 * f, mask=ok)
-                tl.store(lev_ptr + 6 * NT + blk, lm6 * f, mask=ok)
-                tl.store(lev_ptr + 7 * NT + blk, lm7 * f, mask=ok)
-                tl.store(lev_ptr + LEVELS * NT + blk, bm, mask=ok)
+        if COLLECT:
+            keep = (x > float("-inf")) & (x < float("inf")) & (x >= tl.maximum(tabs, m - WINDOW))
+            ki = keep.to(tl.int32)
+            n = tl.sum(tl.sum(ki, axis=1), axis=0)
+            over = cnt + n > KSEG  # rare: the program gives up, its row takes the histogram round
+            tabs = tl.where(over, float("inf"), tabs)
+            if (n > 0) & (not over):
+                # slots in the block's order: the rows' ([BLOCK / TILE]) exclusive prefix, then along each
+                rs = tl.sum(ki, axis=1)
+                pos = cnt + (tl.cumsum(rs, axis=0) - rs)[:, None] + tl.cumsum(ki, axis=1) - 1
+                tl.store(seg_ptr + pos, x, mask=keep)
+                cnt += n
+    if COLLECT:
+        tl.store(pth_ptr, tl.maximum(tabs, m - WINDOW))
+        tl.store(pcnt_ptr, cnt)
     return m, s, u, npinf
 
 
@@ -265,8 +288,11 @@ def _stats_of_row(
     V,
     t,
     tmax_row,
-    lev_row,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
     NT,
+    KSEG: tl.constexpr,
     fp_ptr,
     B,
     row,
@@ -274,17 +300,21 @@ def _stats_of_row(
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
 ):
-    """`_online_stats` with the level masses only on rows with top_p < 1 (the only rows whose
-    bound `_finish_rows` takes from them), so that a mixed batch's other rows skip their cost.
-    Two loops under a branch per program: a branch inside the loop took 86 registers against 60
-    and slowed top_p's own rows (H200: this pass 225 against 157-167 us at B = 256)."""
-    if SUMMARY > 1:
+    """`_online_stats` collecting top_p's candidates only on rows with top_p < 1, so that a mixed
+    batch's other rows skip their cost. Two loops under a branch per program: a branch inside the
+    loop took 86 registers against 60 and slowed top_p's own rows (H200, with the level masses
+    this collection replaced: 225 against 157-167 us at B = 256)."""
+    if SUMMARY >= 2:
         if tl.load(fp_ptr + F_TOP_P * B + row) < 1.0:
-            r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, 2)
+            r = _online_stats(
+                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY
+            )
         else:
-            r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, 1)
+            r = _online_stats(
+                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY - 2
+            )
     else:
-        r = _online_stats(ptr, start, stop, V, t, tmax_row, lev_row, NT, BLOCK, TILE, SUMMARY)
+        r = _online_stats(ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY)
     return r
 
 
@@ -323,11 +353,14 @@ def _partial_stats(
     C,
     has_edt,
     tmax_ptr,
-    lev_ptr,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
     NT,
     BLOCK: tl.constexpr,
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
+    KSEG: tl.constexpr,
 ):
     row = tl.program_id(0)
     c = tl.program_id(1)
@@ -340,11 +373,12 @@ def _partial_stats(
     ptr = z_ptr + row.to(tl.int64) * stride_z
     start = c * chunk
     tmax_row = tmax_ptr + row.to(tl.int64) * NT
-    lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
-    mm, ss, uu, nn = _stats_of_row(
-        ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, fp_ptr, B, row, BLOCK, TILE, SUMMARY
-    )
     o = row * C + c
+    seg = seg_ptr + o.to(tl.int64) * KSEG
+    mm, ss, uu, nn = _stats_of_row(
+        ptr, start, start + chunk, V, t, tmax_row, seg, pth_ptr + o, pcnt_ptr + o, NT, KSEG, fp_ptr, B, row,
+        BLOCK, TILE, SUMMARY,
+    )  # fmt: skip
     tl.store(part_ptr + o, mm)
     tl.store(part_ptr + B * C + o, ss)
     tl.store(part_ptr + 2 * B * C + o, uu)
@@ -409,15 +443,18 @@ def _edt_stats(
     B,
     C,
     tmax_ptr,
-    lev_ptr,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
     NT,
     CB: tl.constexpr,
     BLOCK: tl.constexpr,
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
+    KSEG: tl.constexpr,
 ):
-    """Second pass for EDT rows: stats (and tile summaries) of z / T_edt (other rows copy their
-    first-pass partials and keep their summaries)."""
+    """Second pass for EDT rows: stats (tile maxima, top_p's candidates) of z / T_edt (other rows
+    copy their first-pass partials and keep their summaries)."""
     row = tl.program_id(0)
     c = tl.program_id(1)
     o = row * C + c
@@ -439,10 +476,11 @@ def _edt_stats(
             ptr = z_ptr + row.to(tl.int64) * stride_z
             start = c * chunk
             tmax_row = tmax_ptr + row.to(tl.int64) * NT
-            lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
+            seg = seg_ptr + o.to(tl.int64) * KSEG
             mm, ss, uu, nn = _stats_of_row(
-                ptr, start, start + chunk, V, t, tmax_row, lev_row, NT, fp_ptr, B, row, BLOCK, TILE, SUMMARY
-            )
+                ptr, start, start + chunk, V, t, tmax_row, seg, pth_ptr + o, pcnt_ptr + o, NT, KSEG, fp_ptr, B,
+                row, BLOCK, TILE, SUMMARY,
+            )  # fmt: skip
     tl.store(qart_ptr + o, mm)
     tl.store(qart_ptr + B * C + o, ss)
     tl.store(qart_ptr + 2 * B * C + o, uu)
@@ -975,48 +1013,13 @@ def _unkey(k):
 
 
 @triton.jit
-def _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUNDS: tl.constexpr, NTC: tl.constexpr):
-    """Lower bounds (lo_k, lo_p) on a row's k-th largest scaled logit and its top_p cut; NaN: none.
-
-    top_k: the k-th largest tile max (k tiles hold an element at least that large). top_p: the
-    largest t at which the known masses reach top_p + 2e-5 (the margin covers the float32 sums):
-    a block's elements >= its max - j * LEVEL_STEP weigh at least its level-j mass, so the mass
-    >= t is at least the sum over the NS blocks of their largest level mass at a level >= t. Found
-    by BOUND_STEPS halvings of the value over [blocks, levels], then moved up to the next level
-    value (the bisection on the floats' order it replaced took 32 steps: about 12 us on the H200)."""
+def _k_bound(tmx, k, NTC: tl.constexpr):
+    """A lower bound on a row's k-th largest scaled logit (NaN: none): the k-th largest of its
+    tile maxima (k tiles hold an element at least that large)."""
     ts = tl.arange(0, NTC)
-    lo_k = float("nan")
-    lo_p = float("nan")
-    if need_k & (k <= NT):
-        srt = tl.sort(tmx, descending=True)
-        kth = tl.max(tl.where(ts == k - 1, srt, float("-inf")), axis=0)
-        lo_k = tl.where(kth > float("-inf"), kth, float("nan"))
-    if BOUNDS > 1:
-        if need_p:
-            jj = tl.arange(0, LEVELS)
-            ms = tl.load(lev_row + jj[None, :] * NT + ts[:, None], mask=ts[:, None] < NS, other=0.0)
-            bmx = tl.load(lev_row + LEVELS * NT + ts, mask=ts < NS, other=float("-inf"))
-            lb = ms * tl.where(bmx > float("-inf"), tl.exp(bmx - mx), 0.0)[:, None]
-            lv = bmx[:, None] - jj[None, :].to(tl.float32) * LEVEL_STEP
-            target = (top_p.to(tl.float64) + 2e-5) * ssum
-            lowest = tl.min(tl.where(bmx > float("-inf"), bmx - (LEVELS - 1) * LEVEL_STEP, float("inf")), axis=0)
-            got = tl.sum(tl.max(tl.where(lv >= lowest, lb, 0.0), axis=1).to(tl.float64), axis=0)
-            if got >= target:
-                # bisection of the value: got(t) only changes at the level values lv, so the
-                # answer is one of them; BOUND_STEPS halvings leave a <= it within (mx - lowest) /
-                # 2^BOUND_STEPS, and the smallest lv >= a is then <= the answer too (so still a
-                # valid bound) and equal to it unless another level value lies that close below
-                a = lowest
-                b = mx
-                for _ in range(BOUND_STEPS):
-                    mid = a * 0.5 + b * 0.5
-                    got = tl.sum(tl.max(tl.where(lv >= mid, lb, 0.0), axis=1).to(tl.float64), axis=0)
-                    ok = got >= target
-                    a = tl.where(ok, mid, a)
-                    b = tl.where(ok, b, mid)
-                lo_p = tl.min(tl.where((lv >= a) & (bmx[:, None] > float("-inf")), lv, float("inf")), axis=1)
-                lo_p = tl.min(lo_p, axis=0)
-    return lo_k, lo_p
+    srt = tl.sort(tmx, descending=True)
+    kth = tl.max(tl.where(ts == k - 1, srt, float("-inf")), axis=0)
+    return tl.where(kth > float("-inf"), kth, float("nan"))
 
 
 @triton.jit(do_not_specialize=["stride_z", "V", "chunk", "B", "NT", "ZS"])
@@ -1145,10 +1148,40 @@ def _pick_bisect(
 
 
 @triton.jit
-def _cut_by_bin_masses(cand, n_c, mx, inv_s, target_p, lo, hm_ptr, tail, BLOCK: tl.constexpr, NBINS: tl.constexpr):
+def _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG: tl.constexpr, SEG: tl.constexpr):
+    """One block of candidates (-inf where none) and where they are valid: cand[off + lanes] of n_c,
+    or (SEG) the slots of the statistics pass's segments (KSEG each, counts at pcnt_row) over
+    n_c = C * KSEG slots that hold a value >= lo (the rest of a segment lies below its row's lo)."""
+    ok = off + lanes < n_c
+    if SEG:
+        ok = ok & ((off + lanes) % KSEG < tl.load(pcnt_row + (off + lanes) // KSEG, mask=ok, other=0))
+    c = tl.load(cand + off + lanes, mask=ok, other=float("-inf"))
+    if SEG:
+        ok = ok & (c >= lo)
+        c = tl.where(ok, c, float("-inf"))
+    return c, ok
+
+
+@triton.jit
+def _cut_by_bin_masses(
+    cand,
+    n_c,
+    mx,
+    inv_s,
+    target_p,
+    lo,
+    hm_ptr,
+    tail,
+    pcnt_row,
+    KSEG: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+    SEG: tl.constexpr,
+    PICK: tl.constexpr,
+):
     """(cut, w_hi, w_lo): top_p's cut from round 0's n_c candidates (all in [lo, mx]), or NaN where
     `_select` must take over, from the window [w_lo, w_hi] that holds the cut's bin (which holds
-    more than SMALL_CAP of them).
+    more than PICK of them), and whether the candidates' mass falls short of top_p.
 
     One pass bins the candidates over [lo, mx] (NBINS bins), counting them and adding each one's
     mass, as an integer (`_fixed`: exact, so the buffer's order does not matter), into its bin
@@ -1165,8 +1198,7 @@ def _cut_by_bin_masses(cand, n_c, mx, inv_s, target_p, lo, hm_ptr, tail, BLOCK: 
     tl.debug_barrier()  # the zeros before any thread's atomics
     h = tl.zeros([NBINS], tl.int32)
     for off in range(0, n_c, BLOCK):
-        ok = off + lanes < n_c
-        c = tl.load(cand + off + lanes, mask=ok, other=float("-inf"))
+        c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
         b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
         h += tl.histogram(b, NBINS)
         tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
@@ -1186,14 +1218,15 @@ def _cut_by_bin_masses(cand, n_c, mx, inv_s, target_p, lo, hm_ptr, tail, BLOCK: 
     w_lo = tl.maximum((mx * 0.5 - j.to(tl.float32) * half_bin) * 2.0 - slack, lo)
     w_lo = tl.where(j >= NBINS - 2, lo, w_lo)  # the last inner bin reaches down to lo
     if j >= NBINS:
-        result = lo  # rounding left the candidates' total below top_p: keep them all
-    elif n_j <= SMALL_CAP:
+        # the candidates' total is below top_p: from round 0's bound that is rounding (keep them
+        # all); from the segments, a window narrowed past the cut (`_sel_first_resolve`)
+        result = lo
+    elif n_j <= PICK:
         above = tl.sum(tl.where(bins < j, hm, 0), axis=0).to(tl.float64) / FIX_SCALE * inv_s
         n = tl.full([], 0, tl.int32)
         low = float("inf")
         for off in range(0, n_c, BLOCK):
-            ok = off + lanes < n_c
-            c = tl.load(cand + off + lanes, mask=ok, other=float("-inf"))
+            c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
             is_c = ok & (_bin_of(c, hi2, lo, mx, scale, NBINS) == j)
             ci = is_c.to(tl.int32)
             pos = n + tl.cumsum(ci, axis=0) - 1
@@ -1202,11 +1235,25 @@ def _cut_by_bin_masses(cand, n_c, mx, inv_s, target_p, lo, hm_ptr, tail, BLOCK: 
             low = tl.minimum(low, tl.min(tl.where(is_c, c, float("inf")), axis=0))
         # the float64 sum over the sorted bin may fall short of the exact one by rounding: then
         # the bin's lowest value (all of it kept, as the exact sums say)
-        result = _pick(tail, n_j, 0, above, mx, inv_s, 0, target_p, 0, low, low, True, 2, SMALL_CAP)
-    return result, w_hi, w_lo
+        result = _pick(tail, n_j, 0, above, mx, inv_s, 0, target_p, 0, low, low, True, 2, PICK)
+    return result, w_hi, w_lo, j >= NBINS
 
 
-@triton.jit(do_not_specialize=["stride_z", "V", "B", "ZS"])
+@triton.jit
+def _gather_candidates(seg_row, pcnt_row, C, KSEG: tl.constexpr, lo, cand, BLOCK: tl.constexpr):
+    """The number of a row's top_p candidates >= lo in the statistics pass's C segments, copied to
+    cand in the segments' order (for `_select`, where the cut's bin holds too many to sort)."""
+    lanes = tl.arange(0, BLOCK)
+    n = tl.zeros([], tl.int32)
+    for off in range(0, C * KSEG, BLOCK):
+        v, keep = _cand_block(seg_row, C * KSEG, off, lanes, lo, pcnt_row, KSEG, True)
+        ki = keep.to(tl.int32)
+        tl.store(cand + n + tl.cumsum(ki, axis=0) - 1, v, mask=keep)
+        n += tl.sum(ki, axis=0)
+    return n
+
+
+@triton.jit(do_not_specialize=["stride_z", "V", "B", "ZS", "C"])
 def _sel_first_resolve(
     z_ptr,
     stride_z,
@@ -1222,6 +1269,10 @@ def _sel_first_resolve(
     ZS,
     cand_ptr,
     hm_ptr,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
+    C,
     B,
     IS_P: tl.constexpr,
     CAPN: tl.constexpr,
@@ -1229,56 +1280,71 @@ def _sel_first_resolve(
     NBINS: tl.constexpr,
     ROW_CAP: tl.constexpr,
     LAST: tl.constexpr,
+    CB: tl.constexpr,
+    KSEG: tl.constexpr,
 ):
     """Round 0's cut from the candidates of rows with a bound whose candidates fit the buffer.
-    The other rows go on to the histogram round (window [bound, max], or [max - WINDOW, max]
-    without a bound), or with LAST (no histogram round follows: the launcher skips it for k when
-    every row has a bound) to `_select` over the row here."""
+    top_k's candidates come from `_sel_first`, top_p's from the statistics pass's segments
+    (`_gather_candidates`; a row has a bound where they hold top_p's mass). The other rows go on
+    to the histogram round (window [bound, max], or [max - WINDOW, max] without a bound), or with
+    LAST (no histogram round follows: the launcher skips it for k when every row has a bound) to
+    `_select` over the row here."""
     row = tl.program_id(0)
     active, target_k, target_p = _sel_target(sel_k, sel_p, row, IS_P)
     if active:
         mx = tl.load(sel_mx + row)
-        lo = tl.load(win_ptr + B + row)
-        n_c = tl.load(cnt_ptr + row.to(tl.int64) * ZS)  # 0 without a bound (`_finish_rows` zeroes it)
         cand = cand_ptr + row.to(tl.int64) * (CAPN + SMALL_CAP)
         ssum = tl.load(sel_s + row)
         inv_s = 1.0 / ssum
         result = float("nan")  # NaN: left to the histogram round
-        if (lo == lo) & (n_c <= CAPN):
-            if n_c <= SMALL_CAP:
-                result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, IS_P, 2, SMALL_CAP)
-            elif IS_P:
-                # the cut's bin from exact per-bin masses, then its few candidates sorted; where
-                # that bin holds too many (ties, dense rows), `_select` over the candidates
-                # instead of the row: a histogram of them over that bin's range, the bins that
-                # can hold the cut copied to the buffer's tail and sorted there (bisecting the mass
-                # re-read the buffer at each of its 32 steps: benchmarks/bench_top_p_resolve.py).
-                # All candidates are >= lo, so a cut below them (float32 rounding of the bound's
-                # margin) keeps them all
+        if IS_P:
+            # the segments hold every element >= lo, the highest of their thresholds; the cut's bin
+            # from exact per-bin masses, then its few candidates sorted; where that bin holds too
+            # many (ties, dense rows), `_select` over the candidates gathered, from that bin's
+            # range (bisecting the mass re-read them at each of its 32 steps:
+            # benchmarks/bench_top_p_resolve.py). Short of top_p's mass (a window narrowed past
+            # the cut, or a program gave up) or holding +inf: the histogram round
+            o = row.to(tl.int64) * C
+            cs = tl.arange(0, CB)
+            lo = tl.max(tl.load(pth_ptr + o + cs, mask=cs < C, other=float("-inf")), axis=0)
+            if (lo < float("inf")) & (tl.load(flag_ptr + row) == 0):
                 hm = hm_ptr + row.to(tl.int64) * NBINS
-                result, w_hi, w_lo = _cut_by_bin_masses(
-                    cand, n_c, mx, inv_s, target_p, lo, hm, cand + CAPN, BLOCK, NBINS
+                seg = seg_ptr + o * KSEG
+                # (the candidate buffer is free: the cut's bin is sorted there, up to SEG_PICK of it)
+                result, w_hi, w_lo, short = _cut_by_bin_masses(
+                    seg, C * KSEG, mx, inv_s, target_p, lo, hm, cand, pcnt_ptr + o, KSEG, BLOCK, NBINS, True, SEG_PICK
                 )
-                if result != result:
+                if short:
+                    result = float("nan")
+                elif result != result:
+                    n_c = _gather_candidates(seg, pcnt_ptr + o, C, KSEG, lo, cand, BLOCK)
                     result = _select(
                         cand, n_c, 1.0, False, mx, ssum, target_k, target_p, True, cand + CAPN, w_hi, w_lo,
                         BLOCK, NBINS, SMALL_CAP, True,
                     )  # fmt: skip
-                result = tl.maximum(result, lo)
-            elif n_c <= MID_CAP:
-                result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, False)
-            else:
-                result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, IS_P, MID_CAP, True)
-        elif LAST:  # rare: rows holding +inf, candidates beyond the buffer (ties)
-            t = tl.load(res_ptr + B + row)
-            posinf = tl.load(flag_ptr + row) != 0
-            start = tl.where(lo == lo, lo, mx - WINDOW)
-            result = _select(
-                z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, ssum, target_k, target_p, IS_P, cand, mx,
-                start, BLOCK, NBINS, ROW_CAP, False,
-            )  # fmt: skip
-        elif lo != lo:  # the histogram round starts from [max - WINDOW, max]
-            tl.store(win_ptr + B + row, mx - WINDOW)
+                    result = tl.maximum(result, lo)
+            if result != result:  # the histogram round starts from [max - WINDOW, max]
+                tl.store(win_ptr + B + row, mx - WINDOW)
+        else:
+            lo = tl.load(win_ptr + B + row)
+            n_c = tl.load(cnt_ptr + row.to(tl.int64) * ZS)  # 0 without a bound (`_finish_rows` zeroes it)
+            if (lo == lo) & (n_c <= CAPN):
+                if n_c <= SMALL_CAP:
+                    result = _pick(cand, n_c, 0, 0.0, mx, inv_s, target_k, target_p, 0, lo, lo, False, 2, SMALL_CAP)
+                elif n_c <= MID_CAP:
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, False, MID_CAP, False)
+                else:
+                    result = _pick_bisect(cand, n_c, mx, inv_s, target_k, target_p, False, MID_CAP, True)
+            elif LAST:  # rare: rows holding +inf, candidates beyond the buffer (ties)
+                t = tl.load(res_ptr + B + row)
+                posinf = tl.load(flag_ptr + row) != 0
+                start = tl.where(lo == lo, lo, mx - WINDOW)
+                result = _select(
+                    z_ptr + row.to(tl.int64) * stride_z, V, t, posinf, mx, ssum, target_k, target_p, False, cand, mx,
+                    start, BLOCK, NBINS, ROW_CAP, False,
+                )  # fmt: skip
+            elif lo != lo:  # the histogram round starts from [max - WINDOW, max]
+                tl.store(win_ptr + B + row, mx - WINDOW)
         if result == result:
             tl.store(res_ptr + row, tl.minimum(tl.maximum(tl.load(res_ptr + row), result), mx))
             if IS_P:
@@ -1287,7 +1353,7 @@ def _sel_first_resolve(
                 tl.store(sel_k + row, 0)
 
 
-@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT", "NS", "ZS"])
+@triton.jit(do_not_specialize=["V", "B", "C", "calk_stride", "has_edt", "has_bins", "NT", "ZS"])
 def _finish_rows(
     V,
     part_ptr,
@@ -1309,9 +1375,7 @@ def _finish_rows(
     win_k,
     win_p,
     tmax_ptr,
-    lev_ptr,
     NT,
-    NS,
     has_edt,
     has_bins,
     zsel_ptr,
@@ -1385,19 +1449,18 @@ def _finish_rows(
         tl.store(sel_p + row, tl.where(need_p, top_p, 1.0))
         tl.store(sel_mx + row, mx)
         tl.store(sel_s + row, ssum)
-        # round 0's windows [lo, max]: lo from the tile summaries (NaN: no bound)
+        # round 0's window [lo, max] for k: lo from the tile maxima (NaN: no bound); top_p's
+        # comes from the statistics pass's candidates (`_sel_first_resolve`)
         lo_k = float("nan")
-        lo_p = float("nan")
         if BOUNDS > 0:
-            if (not posinf) & (mx > float("-inf")) & (mx < float("inf")) & (need_k | need_p):
+            if (not posinf) & (mx > float("-inf")) & (mx < float("inf")) & need_k & (k <= NT):
                 ts = tl.arange(0, NTC)
                 tmx = tl.load(tmax_ptr + row.to(tl.int64) * NT + ts, mask=ts < NT, other=float("-inf"))
-                lev_row = lev_ptr + row.to(tl.int64) * (LEVELS + 1) * NT
-                lo_k, lo_p = _tile_bounds(tmx, lev_row, NT, NS, mx, ssum, k, top_p, need_k, need_p, BOUNDS, NTC)
+                lo_k = _k_bound(tmx, k, NTC)
         tl.store(win_k + row, mx)
         tl.store(win_k + B + row, lo_k)
         tl.store(win_p + row, mx)
-        tl.store(win_p + B + row, lo_p)
+        tl.store(win_p + B + row, float("nan"))
     # the argmax is always kept
     thr = tl.minimum(thr, mx)
     tl.store(res_ptr + row, thr)

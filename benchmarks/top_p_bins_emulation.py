@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Why round 0's top_p resolve bins exact masses: a float64 emulation, on the CPU, of what the
-kernels do with the benchmark's peaked rows (bench_process_logits.make_logits) at top_p = 0.9.
+kernels did with the benchmark's peaked rows (bench_process_logits.make_logits) at top_p = 0.9
+until 2026-12-03, night (the level-mass bound is gone since; `top_p_collect_emulation.py`
+emulates the candidates' copy that replaced it; the per-bin masses stayed).
 
 Per row: the bound from the level masses (each 2,048-logit block's mass within j = 0..7 of its
 max; the largest level value t whose per-block best level masses reach top_p + 2e-5), the
@@ -28,7 +30,7 @@ BLOCK, LEVELS, BINS = 2048, 8, 256
 
 
 def bound(x: torch.Tensor, e: torch.Tensor, target: float) -> float:
-    """The level-mass bound of `_tile_bounds` (its exact value, without the halvings)."""
+    """The level-mass bound of the earlier kernels' `_tile_bounds` (its exact value, without the halvings)."""
     blocks = math.ceil(len(x) / BLOCK)
     lb = torch.zeros(blocks, LEVELS, dtype=torch.float64)
     lv = torch.zeros(blocks, LEVELS, dtype=torch.float64)

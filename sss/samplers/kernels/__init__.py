@@ -137,7 +137,8 @@ def apply_rules_cuda(
     chunks = triton.cdiv(vocab, chunk)
     # top_p's candidates: a segment per (row, chunk) program of the statistics pass, their share of
     # round 0's buffer but at least 1/64 of it (many short chunks at small B), all of a row's
-    # together within the integer mass sums' range; gathered into the candidate buffer
+    # together within the integer mass sums' range; round 0's resolve reads them in place (and
+    # gathers them into the candidate buffer only where `_select` must take over)
     kseg = max(first_cap // chunks, first_cap // 64, 1)
     kseg = 1 << (min(kseg, k.FIXED_MAX_TERMS // chunks).bit_length() - 1)  # a power of two: slot // KSEG is a shift
     p_cap = max(first_cap, chunks * kseg)
@@ -281,7 +282,7 @@ def apply_rules_cuda(
         for n, is_p in enumerate(kinds):
             win = win_p if is_p else win_k
             # round 0: for k, the candidates above the tile-maxima bound (`_finish_rows` set it);
-            # top_p's the statistics pass collected
+            # for top_p, those the statistics pass copied to its segments
             zk = zsel[4 * n :]
             if not is_p:
                 launch(

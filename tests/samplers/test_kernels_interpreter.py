@@ -80,10 +80,11 @@ ORDER_SCRIPT = textwrap.dedent("""
         tl.store(out, cut)
 
     @triton.jit
-    def by_bins(cand, n_c, mx_ptr, s_ptr, p_ptr, lo_ptr, hm, tail, out):
+    def by_bins(seg, cnt, mx_ptr, s_ptr, p_ptr, lo_ptr, hm, tail, out, KSEG: tl.constexpr):
+        # as round 0's resolve calls it: over the statistics pass's segments (here one of KSEG slots)
         mx = tl.load(mx_ptr)
         cut, _, _, _ = R._cut_by_bin_masses(
-            cand, n_c, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, cand, 1, 64, 32, False,
+            seg, KSEG, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, cnt, KSEG, 64, 32, True,
             R.SMALL_CAP,
         )
         tl.store(out, cut)
@@ -109,7 +110,10 @@ ORDER_SCRIPT = textwrap.dedent("""
         for key, p in (("bins", target), ("bins_between", between)):
             out = torch.empty(1)
             hm = torch.full((32,), 12345, dtype=torch.int64)  # not zero: the kernel zeroes it
-            by_bins[(1,)](perm, n, mx.reshape(1), ssum.reshape(1), p, lo.reshape(1), hm, torch.empty(256), out)
+            seg = torch.cat([perm, torch.full((1024 - n,), float("nan"))])  # slots past the count: never read
+            cnt = torch.tensor([n], dtype=torch.int32)
+            args = (seg, cnt, mx.reshape(1), ssum.reshape(1), p, lo.reshape(1), hm, torch.empty(256), out)
+            by_bins[(1,)](*args, KSEG=1024)
             cuts[key].add(float(out))
     print(json.dumps({
         "fixed": sorted(cuts[True]), "float": sorted(cuts[False]), "bins": sorted(cuts["bins"]),
@@ -124,7 +128,8 @@ def test_top_p_cut_over_candidates_does_not_depend_on_their_order():
     atomics (it changes between runs on a GPU); its masses are summed as integers so that the cut
     does not depend on that order. Float32 sums do (the second set has two cuts: the check can
     fail), which made repeated top_p=0.999 calls on an H200 differ on a few rows. The resolve now
-    tries `_cut_by_bin_masses` first (integer per-bin masses added by atomics): the same holds."""
+    tries `_cut_by_bin_masses` first (integer per-bin masses added by atomics), over the statistics
+    pass's segments as top_p's resolve reads them: the same holds."""
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(root)}
     proc = subprocess.run(

@@ -992,12 +992,13 @@ def _round_resolve(
             tl.store(sel_k + row, 0)
 
 
-# ---- round 0 of a selection: the statistics pass left each tile's max (and, for top_p, level
-# masses); `_finish_rows` turned them into a lower bound lo on each row's cut (`_tile_bounds`), so
-# the cut is among the elements >= lo. `_sel_first` (grid B x C) copies those, reading only tiles
-# whose max reaches lo; `_sel_first_resolve` (grid B) reads the cut off them when they fit the
-# buffer, and otherwise leaves the window [lo, max] to the histogram round (a row without a
-# bound, lo = NaN, gets [max - WINDOW, max]).
+# ---- round 0 of a selection. top_k: the statistics pass left each tile's max; `_finish_rows`
+# turned them into a lower bound lo on each row's k-th largest (`_k_bound`), so the cut is among
+# the elements >= lo. `_sel_first` (grid B x C) copies those, reading only tiles whose max reaches
+# lo; `_sel_first_resolve` (grid B) reads the cut off them when they fit the buffer, and otherwise
+# leaves the window [lo, max] to the histogram round (a row without a bound, lo = NaN, gets
+# [max - WINDOW, max]). top_p: the statistics pass copied the candidates to its segments, and
+# `_sel_first_resolve` reads the cut off them (or leaves [max - WINDOW, max]).
 
 
 @triton.jit
@@ -1179,9 +1180,10 @@ def _cut_by_bin_masses(
     SEG: tl.constexpr,
     PICK: tl.constexpr,
 ):
-    """(cut, w_hi, w_lo): top_p's cut from round 0's n_c candidates (all in [lo, mx]), or NaN where
-    `_select` must take over, from the window [w_lo, w_hi] that holds the cut's bin (which holds
-    more than PICK of them), and whether the candidates' mass falls short of top_p.
+    """(cut, w_hi, w_lo, short): top_p's cut from round 0's candidates >= lo (n_c in a buffer, or
+    with SEG the segments' n_c slots: `_cand_block`), or NaN where `_select` must take over, from
+    the window [w_lo, w_hi] that holds the cut's bin (which holds more than PICK of them); short:
+    the candidates' mass falls short of top_p (then the cut returned is lo).
 
     One pass bins the candidates over [lo, mx] (NBINS bins), counting them and adding each one's
     mass, as an integer (`_fixed`: exact, so the buffer's order does not matter), into its bin

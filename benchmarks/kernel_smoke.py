@@ -168,6 +168,8 @@ def main() -> None:
                 t_torch = wall(lambda: apply_rules(z, batch), 10)
             bad = ((out > -math.inf) != (ref > -math.inf)).any(dim=1)
             diff = int(bad.sum())
+            both = (out > -math.inf) & (ref > -math.inf)  # kept by both: the same values (z / T)
+            values = "same" if torch.equal(out[both], ref[both]) else "DIFFER"
             if diff and name.endswith("mixed"):
                 print("    differing rows:", sorted({str(specs[r]) for r in bad.nonzero().flatten().tolist()})[:6])
             t = wall(lambda: apply_rules(z, batch))
@@ -187,7 +189,7 @@ def main() -> None:
             print(
                 f"B={rows:4d} {name:18s} kernel {t:7.1f} us  x floor {t / floor:5.2f}  device {dev:7.1f} "
                 f"host {host:6.1f}  torch {t_torch:7.1f}  floor {floor:5.1f} dev {floor_dev:5.1f}  "
-                f"differ {diff}  replay {replayed}{graph_note}",
+                f"differ {diff}  values {values}  replay {replayed}{graph_note}",
                 flush=True,
             )
 

@@ -41,6 +41,7 @@ SCALED_STATS_RULES = frozenset(
 # 512 84 us; benchmarks/bench_top_p_resolve.py); SSS_KERNEL_RESOLVE_* for tuning runs
 RESOLVE_BLOCK = int(os.environ.get("SSS_KERNEL_RESOLVE_BLOCK", 2048))
 RESOLVE_BINS = int(os.environ.get("SSS_KERNEL_RESOLVE_BINS", 256))
+RESOLVE_WARPS = int(os.environ.get("SSS_KERNEL_RESOLVE_WARPS", 8))  # top_p's round 0 resolve (16: no faster)
 FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
 
@@ -161,7 +162,7 @@ def apply_rules_cuda(
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
-    n_bin_mass = rows * resolve_bins if has_p else 1
+    n_bin_mass = rows * resolve_bins * k.RESOLVE_COPIES_N if has_p else 1
     d_sizes = (rows, rows, n_bin_mass) if select else ()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
@@ -348,7 +349,7 @@ def apply_rules_cuda(
                 LAST=rounds == 0,
                 CB=MAX_CHUNKS,
                 KSEG=kseg if is_p else 1,
-                num_warps=8,
+                num_warps=RESOLVE_WARPS if is_p else 8,
             )
             for rnd in range(rounds):
                 zi = zsel[8 + (n * SPLIT_ROUNDS + rnd) * hb :]

@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_process_logits import make_logits  # noqa: E402
-from top_p_collect_emulation import BLOCK, FIRST_CAP, MAX_CHUNKS, STATS_PROGRAMS, copy_chunk  # noqa: E402
+from top_p_collect_emulation import row_candidates  # noqa: E402
 
 
 def bounded_range(c, lo, hi, mx, total, target, above, nb):
@@ -41,22 +41,14 @@ def bounded_range(c, lo, hi, mx, total, target, above, nb):
 
 def run(rows: int, top_p: float, vocab: int = 151936) -> None:
     z = make_logits(rows, vocab, 3.0, "peaked", rows).numpy()
-    n_blocks = -(-vocab // BLOCK)
-    chunks = max(1, min(n_blocks, MAX_CHUNKS, -(-STATS_PROGRAMS // rows)))
-    chunk = -(-n_blocks // chunks) * BLOCK
-    chunks = -(-vocab // chunk)
-    kseg = max(FIRST_CAP // chunks, FIRST_CAP // 64, 1)
-    kseg = 1 << (min(kseg, 65536 // chunks).bit_length() - 1)
     one = {nb: [] for nb in (256, 512, 1024, 2048)}
     two = {nb: [] for nb in (256, 512)}
     for r in range(0, rows, max(1, rows // 16)):
         x = z[r].astype(np.float64)
-        parts = [copy_chunk(z[r][i * chunk : (i + 1) * chunk], kseg) for i in range(chunks)]
-        lo = max(th for th, _ in parts)
+        lo, cand = row_candidates(z[r], rows)
         if not np.isfinite(lo):
             continue
-        cand = np.concatenate([seg for _, seg in parts]).astype(np.float64)
-        cand = cand[cand >= lo]
+        cand = cand.astype(np.float64)
         mx = x.max()
         total = np.exp(x - mx).sum()
         if np.exp(cand - mx).sum() / total < top_p:

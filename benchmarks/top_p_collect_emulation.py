@@ -51,22 +51,33 @@ def copy_chunk(x: np.ndarray, kseg: int) -> tuple[float, np.ndarray]:
     return max(t, m - WINDOW), np.concatenate(seg)
 
 
-def run(rows: int, top_p: float, vocab: int = 151936) -> None:
-    z = make_logits(rows, vocab, 3.0, "peaked", rows).numpy()
+def layout(rows: int, vocab: int) -> tuple[int, int, int]:
+    """(chunks per row, chunk length, segment slots) as `apply_rules_cuda` sets them."""
     n_blocks = -(-vocab // BLOCK)
     chunks = max(1, min(n_blocks, MAX_CHUNKS, -(-STATS_PROGRAMS // rows)))
     chunk = -(-n_blocks // chunks) * BLOCK
     chunks = -(-vocab // chunk)
     kseg = max(FIRST_CAP // chunks, FIRST_CAP // 64, 1)
-    kseg = 1 << (min(kseg, 65536 // chunks).bit_length() - 1)
+    return chunks, chunk, 1 << (min(kseg, 65536 // chunks).bit_length() - 1)
+
+
+def row_candidates(x: np.ndarray, rows: int) -> tuple[float, np.ndarray]:
+    """(lo, the row's candidates >= lo) from its programs' segments; lo is +inf where one gave up."""
+    chunks, chunk, kseg = layout(rows, len(x))
+    parts = [copy_chunk(x[c * chunk : (c + 1) * chunk], kseg) for c in range(chunks)]
+    lo = max(th for th, _ in parts)
+    cand = np.concatenate([seg for _, seg in parts]) if np.isfinite(lo) else np.empty(0)
+    return lo, cand[cand >= lo]
+
+
+def run(rows: int, top_p: float, vocab: int = 151936) -> None:
+    z = make_logits(rows, vocab, 3.0, "peaked", rows).numpy()
+    chunks, _, kseg = layout(rows, vocab)
     picked = range(0, rows, max(1, rows // 16))
     resolved, sizes = 0, []
     for r in picked:
         x = z[r]
-        parts = [copy_chunk(x[c * chunk : (c + 1) * chunk], kseg) for c in range(chunks)]
-        lo = max(th for th, _ in parts)
-        cand = np.concatenate([seg for _, seg in parts]) if np.isfinite(lo) else np.empty(0)
-        cand = cand[cand >= lo]
+        _, cand = row_candidates(x, rows)
         mx = x.max()
         mass = np.exp(cand.astype(np.float64) - mx).sum() / np.exp(x.astype(np.float64) - mx).sum()
         resolved += mass >= top_p

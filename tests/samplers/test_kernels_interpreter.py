@@ -85,7 +85,7 @@ ORDER_SCRIPT = textwrap.dedent("""
         mx = tl.load(mx_ptr)
         cut, _, _, _ = R._cut_by_bin_masses(
             seg, KSEG, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, cnt, KSEG, 64, 32, True,
-            R.SMALL_CAP, 4,
+            R.SMALL_CAP,
         )
         tl.store(out, cut)
 
@@ -109,7 +109,7 @@ ORDER_SCRIPT = textwrap.dedent("""
             cuts[fixed].add(float(out))
         for key, p in (("bins", target), ("bins_between", between)):
             out = torch.empty(1)
-            hm = torch.full((4 * 32,), 12345, dtype=torch.int64)  # 4 copies, not zero: the kernel zeroes them
+            hm = torch.full((32,), 12345, dtype=torch.int64)  # not zero: the kernel zeroes it
             seg = torch.cat([perm, torch.full((1024 - n,), float("nan"))])  # slots past the count: never read
             cnt = torch.tensor([n], dtype=torch.int32)
             args = (seg, cnt, mx.reshape(1), ssum.reshape(1), p, lo.reshape(1), hm, torch.empty(256), out)

@@ -162,7 +162,7 @@ def apply_rules_cuda(
     i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
-    n_bin_mass = rows * resolve_bins * k.RESOLVE_COPIES_N if has_p else 1
+    n_bin_mass = rows * resolve_bins if has_p else 1
     d_sizes = (rows, rows, n_bin_mass) if select else ()
     f_views, i_views, d_views = _workspace(dev, stream, capturing, (f_sizes, i_sizes, d_sizes))
     parts, res = f_views[:n_parts], f_views[n_parts]
@@ -303,7 +303,6 @@ def apply_rules_cuda(
                     zs,
                     cand,
                     rows,
-                    IS_P=is_p,
                     TILE=tile,
                     TPC=max(1, 1 << (chunk // tile - 1).bit_length()),
                     CAPN=first_cap,

@@ -78,11 +78,6 @@ WINDOW = tl.constexpr(16.0)  # first window: [max - WINDOW, max] in (scaled) log
 # histogram that narrows it, and how often one block may narrow it before its program gives up
 WBINS = tl.constexpr(64)
 # the most of the cut's bin that top_p's resolve sorts (more: `_select` over the candidates)
-# copies of round 0's top_p per-bin masses (`_cut_by_bin_masses`); SSS_KERNEL_RESOLVE_COPIES for
-# tuning runs: 8 or 16 copies made that resolve slower on the H200 (B = 256: 107-110 us against
-# 91-97 with one; docs/benchmarks.md), so its atomics are not bound by lanes hitting one address
-RESOLVE_COPIES_N = int(os.environ.get("SSS_KERNEL_RESOLVE_COPIES", 1))
-RESOLVE_COPIES = tl.constexpr(RESOLVE_COPIES_N)
 SEG_PICK = tl.constexpr(int(os.environ.get("SSS_KERNEL_SEG_PICK", 256)))  # SSS_KERNEL_SEG_PICK for tuning runs
 NT_CAP = 1024  # tiles per row at most (the launcher widens tiles to fit)
 MAX_ROUNDS = tl.constexpr(256)  # rounds per target (a guard: each one narrows the window; most rows need 1)
@@ -1044,7 +1039,6 @@ def _sel_first(
     ZS,
     cand_ptr,
     B,
-    IS_P: tl.constexpr,
     TILE: tl.constexpr,
     TPC: tl.constexpr,
     CAPN: tl.constexpr,
@@ -1057,7 +1051,7 @@ def _sel_first(
     step, which cost about as much as reading the whole row."""
     row = tl.program_id(0)
     c = tl.program_id(1)
-    active, _, _ = _sel_target(sel_k, sel_p, row, IS_P)
+    active, _, _ = _sel_target(sel_k, sel_p, row, False)  # top_k's targets only
     lo = tl.load(win_ptr + B + row)
     if active & (lo == lo):
         t = tl.load(res_ptr + B + row)
@@ -1184,7 +1178,6 @@ def _cut_by_bin_masses(
     NBINS: tl.constexpr,
     SEG: tl.constexpr,
     PICK: tl.constexpr,
-    COPIES: tl.constexpr,
 ):
     """(cut, w_hi, w_lo, short): top_p's cut from round 0's candidates >= lo (n_c in a buffer, or
     with SEG the segments' n_c slots: `_cand_block`), or NaN where `_select` must take over, from
@@ -1193,9 +1186,7 @@ def _cut_by_bin_masses(
 
     One pass bins the candidates over [lo, mx] (NBINS bins), counting them and adding each one's
     mass, as an integer (`_fixed`: exact, so the buffer's order does not matter), into its bin
-    at hm_ptr with an atomic (into one of COPIES copies of the bins, by lane, so that the lanes
-    of one warp that hit a bin hit different addresses; hm_ptr holds COPIES * NBINS); the exact
-    cumulative masses name the bin where the cut lies, and a
+    at hm_ptr with an atomic; the exact cumulative masses name the bin where the cut lies, and a
     second pass copies that bin's candidates (3-164 on the benchmark's rows) to `tail`,
     where `_pick` sorts them and reads the cut off. The count histogram's mass bounds that
     `_select` uses instead (count x each bin's edges) left 600-3,300 candidates in range on
@@ -1204,20 +1195,16 @@ def _cut_by_bin_masses(
     bins = tl.arange(0, NBINS)
     hi2 = mx * 0.5
     scale = _scale(mx, lo, NBINS)
-    copies = tl.arange(0, COPIES)[:, None] * NBINS + bins[None, :]
-    tl.store(hm_ptr + copies, tl.zeros([COPIES, NBINS], tl.int64))
+    tl.store(hm_ptr + bins, tl.zeros([NBINS], tl.int64))
     tl.debug_barrier()  # the zeros before any thread's atomics
     h = tl.zeros([NBINS], tl.int32)
-    # a lane's copy from lanes // 4: a thread holds runs of (often 4) consecutive elements, so
-    # the 32 threads of a warp's atomic spread over at least 8 copies
-    lane_copy = ((lanes // 4) % COPIES) * NBINS
     for off in range(0, n_c, BLOCK):
         c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
         b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
         h += tl.histogram(b, NBINS)
-        tl.atomic_add(hm_ptr + lane_copy + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
+        tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
     tl.debug_barrier()  # every thread's atomics before the reads (which bypass L1: .cg)
-    hm = tl.sum(tl.load(hm_ptr + copies, cache_modifier=".cg"), axis=0)
+    hm = tl.load(hm_ptr + bins, cache_modifier=".cg")
     cum = tl.cumsum(hm, axis=0).to(tl.float64) / FIX_SCALE * inv_s
     j = tl.sum((cum < target_p).to(tl.int32), axis=0)  # the cut's bin; NBINS: never reached
     n_j = tl.sum(tl.where(bins == j, h, 0), axis=0)
@@ -1322,13 +1309,12 @@ def _sel_first_resolve(
             cs = tl.arange(0, CB)
             lo = tl.max(tl.load(pth_ptr + o + cs, mask=cs < C, other=float("-inf")), axis=0)
             if (lo < float("inf")) & (tl.load(flag_ptr + row) == 0):
-                hm = hm_ptr + row.to(tl.int64) * (RESOLVE_COPIES * NBINS)
+                hm = hm_ptr + row.to(tl.int64) * NBINS
                 seg = seg_ptr + o * KSEG
                 # (the candidate buffer is free: the cut's bin is sorted there, up to SEG_PICK of it)
                 result, w_hi, w_lo, short = _cut_by_bin_masses(
-                    seg, C * KSEG, mx, inv_s, target_p, lo, hm, cand, pcnt_ptr + o, KSEG, BLOCK, NBINS, True, SEG_PICK,
-                    RESOLVE_COPIES,
-                )  # fmt: skip
+                    seg, C * KSEG, mx, inv_s, target_p, lo, hm, cand, pcnt_ptr + o, KSEG, BLOCK, NBINS, True, SEG_PICK
+                )
                 if short:
                     result = float("nan")
                 elif result != result:

@@ -98,7 +98,7 @@ def _resolve_variant(
             else:
                 hm = hm_ptr + row.to(tl.int64) * NB
                 result, w_hi, w_lo, _ = _cut_by_bin_masses(
-                    cand, n_c, mx, inv_s, target, lo, hm, small, cand, 1, BLK, NB, False, SMALL_CAP
+                    cand, n_c, mx, inv_s, target, lo, hm, small, cand, 1, BLK, NB, False, SMALL_CAP, False, hm
                 )
                 if result != result:
                     result = _select(

@@ -85,7 +85,7 @@ ORDER_SCRIPT = textwrap.dedent("""
         mx = tl.load(mx_ptr)
         cut, _, _, _ = R._cut_by_bin_masses(
             seg, KSEG, mx, 1.0 / tl.load(s_ptr), tl.load(p_ptr), tl.load(lo_ptr), hm, tail, cnt, KSEG, 64, 32, True,
-            R.SMALL_CAP,
+            R.SMALL_CAP, False, hm,
         )
         tl.store(out, cut)
 

@@ -41,6 +41,9 @@ SCALED_STATS_RULES = frozenset(
 # 512 84 us; benchmarks/bench_top_p_resolve.py); SSS_KERNEL_RESOLVE_* for tuning runs
 RESOLVE_BLOCK = int(os.environ.get("SSS_KERNEL_RESOLVE_BLOCK", 2048))
 RESOLVE_BINS = int(os.environ.get("SSS_KERNEL_RESOLVE_BINS", 256))
+# top_p's round 0 resolve with its first pass split over the row's segments (`_seg_bins`, one more
+# launch); SSS_KERNEL_SPLIT_RESOLVE=1 for tuning runs (an experiment, kernel-resolve-split-experiment)
+SPLIT_RESOLVE = os.environ.get("SSS_KERNEL_SPLIT_RESOLVE", "0") == "1"
 RESOLVE_WARPS = int(os.environ.get("SSS_KERNEL_RESOLVE_WARPS", 8))  # top_p's round 0 resolve (16: no faster)
 FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
@@ -159,7 +162,9 @@ def apply_rules_cuda(
     cand_cap = p_cap if has_p else first_cap
     sel_sizes = [7 * rc, rows, rows, rows * (cand_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_seg, n_pth]
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
-    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth) if select else ())
+    split = has_p and SPLIT_RESOLVE
+    n_bin_cnt = rows * min(bins, RESOLVE_BINS) if split else 1  # `_seg_bins`'s counts
+    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth, n_bin_cnt) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
     n_bin_mass = rows * resolve_bins if has_p else 1
@@ -169,14 +174,14 @@ def apply_rules_cuda(
     counts, flag = i_views[:n_parts], i_views[n_parts]
     if select:
         sel_pf, sel_p, sel_mx, cand, win_k, win_p, tmax, seg, pth = f_views[n_parts + 1 :]
-        sel_pi, zsel, pcnt = i_views[n_parts + 1 :]
+        sel_pi, zsel, pcnt, bin_cnt = i_views[n_parts + 1 :]
         sel_s, sel_k, bin_mass = d_views
         sel_k = sel_k.view(torch.int64)
         bin_mass = bin_mass.view(torch.int64)
     else:
         sel_pf = sel_p = sel_mx = cand = sel_pi = sel_s = sel_k = zsel = bin_mass = res  # unused
         win_k = win_p = tmax = seg = pth = res
-        pcnt = flag
+        pcnt = bin_cnt = flag
     out = torch.empty((rows, vocab), dtype=torch.float32, device=dev)
     # the device (a compiled kernel is loaded per device) and what Triton specialises on among the
     # tensors that do not come from the workspace (whose views are all 16-byte aligned, of fixed
@@ -270,11 +275,14 @@ def apply_rules_cuda(
         int(has_bins),
         zsel,
         zs,
+        bin_mass,
+        bin_cnt,
         CB=MAX_CHUNKS,
         SELECT=select,
         BOUNDS=int(k_tiles),
         NTC=tiles_pow2,
         ZP=1 << (zs - 1).bit_length(),
+        RB=resolve_bins if split else 0,
         num_warps=4,
     )
     if select:
@@ -318,6 +326,26 @@ def apply_rules_cuda(
                 rounds = 1
             else:
                 rounds = 0 if k_tiles and facts.rank_k <= n_tiles else SPLIT_ROUNDS
+            if is_p and split:
+                launch(
+                    k._seg_bins,
+                    grid,
+                    flag,
+                    sel_p,
+                    sel_mx,
+                    seg,
+                    pth,
+                    pcnt,
+                    bin_mass,
+                    bin_cnt,
+                    chunks,
+                    rows,
+                    CB=MAX_CHUNKS,
+                    KSEG=kseg,
+                    BLOCK=min(RESOLVE_BLOCK, kseg),
+                    NBINS=resolve_bins,
+                    num_warps=4,
+                )
             launch(
                 k._sel_first_resolve,
                 (rows,),
@@ -338,6 +366,7 @@ def apply_rules_cuda(
                 seg,
                 pth,
                 pcnt,
+                bin_cnt,
                 chunks,
                 rows,
                 IS_P=is_p,
@@ -348,6 +377,7 @@ def apply_rules_cuda(
                 LAST=rounds == 0,
                 CB=MAX_CHUNKS,
                 KSEG=kseg if is_p else 1,
+                SPLIT=is_p and split,
                 num_warps=RESOLVE_WARPS if is_p else 8,
             )
             for rnd in range(rounds):

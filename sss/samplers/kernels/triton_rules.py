@@ -1178,6 +1178,8 @@ def _cut_by_bin_masses(
     NBINS: tl.constexpr,
     SEG: tl.constexpr,
     PICK: tl.constexpr,
+    BINNED: tl.constexpr,
+    hc_ptr,
 ):
     """(cut, w_hi, w_lo, short): top_p's cut from round 0's candidates >= lo (n_c in a buffer, or
     with SEG the segments' n_c slots: `_cand_block`), or NaN where `_select` must take over, from
@@ -1190,21 +1192,28 @@ def _cut_by_bin_masses(
     second pass copies that bin's candidates (3-164 on the benchmark's rows) to `tail`,
     where `_pick` sorts them and reads the cut off. The count histogram's mass bounds that
     `_select` uses instead (count x each bin's edges) left 600-3,300 candidates in range on
-    those rows, so it needed more than one round of both passes."""
+    those rows, so it needed more than one round of both passes.
+
+    BINNED: that first pass ran before, split over the row's segments (`_seg_bins`), and left
+    the counts at hc_ptr and the masses at hm_ptr."""
     lanes = tl.arange(0, BLOCK)
     bins = tl.arange(0, NBINS)
     hi2 = mx * 0.5
     scale = _scale(mx, lo, NBINS)
-    tl.store(hm_ptr + bins, tl.zeros([NBINS], tl.int64))
-    tl.debug_barrier()  # the zeros before any thread's atomics
-    h = tl.zeros([NBINS], tl.int32)
-    for off in range(0, n_c, BLOCK):
-        c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
-        b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
-        h += tl.histogram(b, NBINS)
-        tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
-    tl.debug_barrier()  # every thread's atomics before the reads (which bypass L1: .cg)
-    hm = tl.load(hm_ptr + bins, cache_modifier=".cg")
+    if BINNED:
+        h = tl.load(hc_ptr + bins)
+        hm = tl.load(hm_ptr + bins)
+    else:
+        tl.store(hm_ptr + bins, tl.zeros([NBINS], tl.int64))
+        tl.debug_barrier()  # the zeros before any thread's atomics
+        h = tl.zeros([NBINS], tl.int32)
+        for off in range(0, n_c, BLOCK):
+            c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
+            b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
+            h += tl.histogram(b, NBINS)
+            tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
+        tl.debug_barrier()  # every thread's atomics before the reads (which bypass L1: .cg)
+        hm = tl.load(hm_ptr + bins, cache_modifier=".cg")
     cum = tl.cumsum(hm, axis=0).to(tl.float64) / FIX_SCALE * inv_s
     j = tl.sum((cum < target_p).to(tl.int32), axis=0)  # the cut's bin; NBINS: never reached
     n_j = tl.sum(tl.where(bins == j, h, 0), axis=0)
@@ -1254,6 +1263,52 @@ def _gather_candidates(seg_row, pcnt_row, C, KSEG: tl.constexpr, lo, cand, BLOCK
     return n
 
 
+@triton.jit(do_not_specialize=["B", "C"])
+def _seg_bins(
+    flag_ptr,
+    sel_p,
+    sel_mx,
+    seg_ptr,
+    pth_ptr,
+    pcnt_ptr,
+    hm_ptr,
+    hc_ptr,
+    C,
+    B,
+    CB: tl.constexpr,
+    KSEG: tl.constexpr,
+    BLOCK: tl.constexpr,
+    NBINS: tl.constexpr,
+):
+    """The first pass of round 0's top_p resolve (`_cut_by_bin_masses`), split over the row's
+    segments (grid B x C): each program bins its segment's candidates >= lo over [lo, max],
+    adding counts and integer masses into the row's bins (zeroed by `_finish_rows`) with atomics;
+    the resolve (SPLIT) then starts from the bins. Integer sums: the order does not matter."""
+    row = tl.program_id(0)
+    c = tl.program_id(1)
+    if (tl.load(sel_p + row) < 1.0) & (tl.load(flag_ptr + row) == 0):
+        o = row.to(tl.int64) * C
+        cs = tl.arange(0, CB)
+        lo = tl.max(tl.load(pth_ptr + o + cs, mask=cs < C, other=float("-inf")), axis=0)
+        if lo < float("inf"):
+            mx = tl.load(sel_mx + row)
+            hi2 = mx * 0.5
+            scale = _scale(mx, lo, NBINS)
+            seg = seg_ptr + (o + c) * KSEG
+            n = tl.load(pcnt_ptr + o + c)
+            lanes = tl.arange(0, BLOCK)
+            bins = tl.arange(0, NBINS)
+            hm = hm_ptr + row.to(tl.int64) * NBINS
+            h = tl.zeros([NBINS], tl.int32)
+            for off in range(0, n, BLOCK):
+                v = tl.load(seg + off + lanes, mask=off + lanes < n, other=float("-inf"))
+                ok = (off + lanes < n) & (v >= lo)
+                b = _bin_of(v, hi2, lo, mx, scale, NBINS)  # padding and values below lo: the last bin
+                h += tl.histogram(b, NBINS)
+                tl.atomic_add(hm + b, _fixed(tl.exp(v - mx)), mask=ok, sem="relaxed")
+            tl.atomic_add(hc_ptr + row.to(tl.int64) * NBINS + bins, h, mask=h > 0, sem="relaxed")
+
+
 @triton.jit(do_not_specialize=["stride_z", "V", "B", "ZS", "C"])
 def _sel_first_resolve(
     z_ptr,
@@ -1273,6 +1328,7 @@ def _sel_first_resolve(
     seg_ptr,
     pth_ptr,
     pcnt_ptr,
+    hc_ptr,
     C,
     B,
     IS_P: tl.constexpr,
@@ -1283,6 +1339,7 @@ def _sel_first_resolve(
     LAST: tl.constexpr,
     CB: tl.constexpr,
     KSEG: tl.constexpr,
+    SPLIT: tl.constexpr,
 ):
     """Round 0's cut from the candidates of rows with a bound whose candidates fit the buffer.
     top_k's candidates come from `_sel_first`, top_p's from the statistics pass's segments
@@ -1313,8 +1370,9 @@ def _sel_first_resolve(
                 seg = seg_ptr + o * KSEG
                 # (the candidate buffer is free: the cut's bin is sorted there, up to SEG_PICK of it)
                 result, w_hi, w_lo, short = _cut_by_bin_masses(
-                    seg, C * KSEG, mx, inv_s, target_p, lo, hm, cand, pcnt_ptr + o, KSEG, BLOCK, NBINS, True, SEG_PICK
-                )
+                    seg, C * KSEG, mx, inv_s, target_p, lo, hm, cand, pcnt_ptr + o, KSEG, BLOCK, NBINS, True, SEG_PICK,
+                    SPLIT, hc_ptr + row.to(tl.int64) * NBINS,
+                )  # fmt: skip
                 if short:
                     result = float("nan")
                 elif result != result:
@@ -1381,11 +1439,14 @@ def _finish_rows(
     has_bins,
     zsel_ptr,
     ZS,
+    rbm_ptr,
+    rbc_ptr,
     CB: tl.constexpr,
     SELECT: tl.constexpr,
     BOUNDS: tl.constexpr,
     NTC: tl.constexpr,
     ZP: tl.constexpr,
+    RB: tl.constexpr,
 ):
     row = tl.program_id(0)
     mx, ssum, h, posinf = _row_stats(part_ptr, pn_ptr, row, B, C, CB)
@@ -1443,6 +1504,10 @@ def _finish_rows(
         # their counters and histograms for this row start at zero (no memset launch)
         zs = tl.arange(0, ZP)
         tl.store(zsel_ptr + row.to(tl.int64) * ZS + zs, 0, mask=zs < ZS)
+        if RB > 0:  # `_seg_bins`'s bins for round 0's top_p resolve
+            rb = tl.arange(0, RB)
+            tl.store(rbm_ptr + row.to(tl.int64) * RB + rb, tl.zeros([RB], tl.int64))
+            tl.store(rbc_ptr + row.to(tl.int64) * RB + rb, tl.zeros([RB], tl.int32))
         top_p = tl.load(fp_ptr + F_TOP_P * B + row)
         need_k = (k > 1) & (k < V) & (not all_neginf)
         need_p = (top_p < 1.0) & (not all_neginf) & (thr < mx)

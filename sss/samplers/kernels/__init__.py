@@ -22,6 +22,7 @@ DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 # launch shapes (H200-tuned; see benchmarks/bench_process_logits.py and docs/kernels.md)
 # elements per program step in the statistics pass (and so per tile); SSS_KERNEL_STATS_BLOCK for tuning runs
 STATS_BLOCK = int(os.environ.get("SSS_KERNEL_STATS_BLOCK", 2048))
+STATS_WARPS = 8  # warps per program of the statistics pass
 STATS_PROGRAMS = 1024  # aim for about this many (row, chunk) programs in that pass
 MAX_CHUNKS = 128  # chunks per row at most (one compiled size for the partials' reduction)
 SELECT_BLOCK = 4096  # elements per step of the selection passes (histogram, collect, the one-program fallback)
@@ -42,9 +43,17 @@ SCALED_STATS_RULES = frozenset(
 RESOLVE_BLOCK = int(os.environ.get("SSS_KERNEL_RESOLVE_BLOCK", 2048))
 RESOLVE_BINS = int(os.environ.get("SSS_KERNEL_RESOLVE_BINS", 256))
 # top_p's round 0 resolve with its first pass split over the row's segments (`_seg_bins`, one more
-# launch); SSS_KERNEL_SPLIT_RESOLVE=1 for tuning runs (an experiment, kernel-resolve-split-experiment)
-SPLIT_RESOLVE = os.environ.get("SSS_KERNEL_SPLIT_RESOLVE", "0") == "1"
-RESOLVE_WARPS = int(os.environ.get("SSS_KERNEL_RESOLVE_WARPS", 8))  # top_p's round 0 resolve (16: no faster)
+# launch; H200, B = 256: 82 against 90 us, B = 1: 33 against 55); SSS_KERNEL_SPLIT_RESOLVE=0 for comparisons
+SPLIT_RESOLVE = os.environ.get("SSS_KERNEL_SPLIT_RESOLVE", "1") == "1"
+# `_seg_bins`: elements per step and warps; SSS_KERNEL_SEG_BINS_* for tuning runs
+# (H200, B = 256: a block of 1,024 took 33 against 37 us, not yet through the GPU tests)
+SEG_BINS_BLOCK = int(os.environ.get("SSS_KERNEL_SEG_BINS_BLOCK", 2048))
+SEG_BINS_WARPS = int(os.environ.get("SSS_KERNEL_SEG_BINS_WARPS", 4))
+# top_p's round 0 resolve: warps per row's program (16: no faster). It holds 255 registers a
+# thread, so 8 warps fit one program per SM; with more top_p rows than SMs 4 warps took 32 against
+# 44 us (H200, B = 256; the benchmark's mixed batch, few top_p rows: 34 against 27), not yet
+# through the GPU tests. SSS_KERNEL_RESOLVE_WARPS for tuning runs
+RESOLVE_WARPS = int(os.environ.get("SSS_KERNEL_RESOLVE_WARPS", 8))
 FIRST_CAP_FACTOR = 4  # round 0's candidate buffer: this many times the histogram rounds' buffer
 
 
@@ -146,6 +155,9 @@ def apply_rules_cuda(
     kseg = max(first_cap // chunks, first_cap // 64, 1)
     kseg = 1 << (min(kseg, k.FIXED_MAX_TERMS // chunks).bit_length() - 1)  # a power of two: slot // KSEG is a shift
     p_cap = max(first_cap, chunks * kseg)
+    # the statistics pass's block as [K, lanes]: a thread per lane, each with its own running
+    # stats; tiles smaller than the lanes (tests) take a row of the whole block
+    stats_lanes = STATS_WARPS * 32 if tile >= STATS_WARPS * 32 else STATS_BLOCK
     fp, ip, bp, ks_stride = _packed_params(batch, k)
     n_parts = 2 if edt_pass else 1
     hb = -(-(bins + 1) // 4) * 4  # a histogram and its candidate counter, 16-byte aligned
@@ -217,7 +229,8 @@ def apply_rules_cuda(
         TILE=tile,
         SUMMARY=summary,
         KSEG=kseg,
-        num_warps=8,
+        LANES=stats_lanes,
+        num_warps=STATS_WARPS,
     )
     if edt_pass:
         launch(
@@ -245,7 +258,8 @@ def apply_rules_cuda(
             TILE=tile,
             SUMMARY=summary,
             KSEG=kseg,
-            num_warps=8,
+            LANES=stats_lanes,
+            num_warps=STATS_WARPS,
         )
     launch(
         k._finish_rows,
@@ -342,9 +356,9 @@ def apply_rules_cuda(
                     rows,
                     CB=MAX_CHUNKS,
                     KSEG=kseg,
-                    BLOCK=min(RESOLVE_BLOCK, kseg),
+                    BLOCK=min(SEG_BINS_BLOCK, kseg),
                     NBINS=resolve_bins,
-                    num_warps=4,
+                    num_warps=SEG_BINS_WARPS,
                 )
             launch(
                 k._sel_first_resolve,

@@ -188,45 +188,51 @@ def _online_stats(
     BLOCK: tl.constexpr,
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
+    LANES: tl.constexpr,
 ):
     """(max, sum exp, sum exp * shift, +inf count) over [start, stop), block by block.
 
-    Each block is reduced exactly (its max, then one exp per element) and folded into running
-    scalars; per element that is a max, a subtract, an exp and two adds (the per-element online
-    update it replaces cost about twice as many instructions, which the H200 noticed). Rows at
-    T = 1 skip the division (a correctly rounded division is a dozen instructions).
+    A block is held as [K, LANES] (K = BLOCK / LANES; LANES = the program's threads, 256): each
+    thread holds K elements LANES apart (a warp's load covers 128 contiguous bytes) and keeps its
+    own running (max m, sum exp(z - m), sum exp(z - m)(z - m)), updated once per block from the
+    max of its K elements, so that the loop reduces nothing across threads; the threads are
+    combined once, at the end. Per element that is a max, a subtract, an exp and a few adds. Rows
+    at T = 1 skip the division (a correctly rounded division is a dozen instructions). Tiles
+    smaller than LANES (tests) take LANES = BLOCK (K = 1: a running state per element).
 
-    A block is held as [BLOCK / TILE, TILE]. SUMMARY is a sum of flags. 1: each tile's max goes to
-    tmax_ptr[tile] (round 0 of top_k bounds its cut with them). 2 (top_p rows): the candidates of
-    top_p's cut, copied to this program's segment at seg_ptr (KSEG slots): every finite element
-    >= max(running max - WINDOW, tabs). tabs is set once, from the first block (`_calibrate`),
-    where that block holds more than its share of the segment (about 3/4 of KSEG / blocks): then
-    at the threshold that leaves it that share. When a block would overflow the segment, the
-    program gives up (tabs = +inf: its row takes the histogram round). The threshold never
-    falls, so the segment ends holding every element of the range >= the final threshold,
-    stored at pth_ptr with the segment's count at pcnt_ptr. No atomics: the segment, and so the
-    cut, do not depend on scheduling.
+    SUMMARY is a sum of flags. 1: each tile's max goes to tmax_ptr[tile] (round 0 of top_k bounds
+    its cut with them). 2 (top_p rows): the candidates of top_p's cut, copied to this program's
+    segment at seg_ptr (KSEG slots): every finite element >= max(tabs, its thread's running max -
+    WINDOW, the first block's max - WINDOW), in slots from the threads' exclusive prefix of their
+    counts. tabs is set once, from the first block (`_calibrate`), where that block holds more
+    than its share of the segment (about 3/4 of KSEG / blocks): then at the threshold that leaves
+    it that share. When a block would overflow the segment, the program gives up (threshold +inf:
+    its row takes the histogram round). Each thread's threshold never falls and stays at or below
+    the program's final one, max(tabs, max - WINDOW), so the segment ends holding every element
+    of the chunk at or above that, stored at pth_ptr with the segment's count at pcnt_ptr. No
+    atomics: the segment, and so the cut, do not depend on scheduling.
 
-    Measured on the H200 (B = 256, top_p = 0.9, this pass alone): 164 us, against 67 without
-    top_p and 153 with the per-tile level masses this replaced (a bound for a second read of the
-    row, 99 us, that copied the candidates). Narrowing the window inside the loop (a histogram of
-    the segment, then compacting it) cost 128 registers and 228 us even where it never ran; a
-    threshold relative to the running max rose with a later boosted token past the cut on most
-    of the benchmark's rows. The per-block compaction (a scan, then the stores) is most of the
-    remaining cost: counting alone took 89 us.
+    This pass is bound by instruction issue on the H200 (8 programs per SM, 8 elements per thread
+    per block). The earlier form (one running state per program: four reductions across the warps
+    per block, and for top_p a count, a scan and the window's max across them, 12 barriers per
+    block) took 67 us at B = 256 without top_p and 164 us with its copies (counting alone: 89).
     """
+    K: tl.constexpr = BLOCK // LANES
     NTB: tl.constexpr = BLOCK // TILE
     COLLECT: tl.constexpr = SUMMARY >= 2
-    tiles_b = tl.arange(0, NTB)
-    lanes = tiles_b[:, None] * TILE + tl.arange(0, TILE)[None, :]
-    m = float("-inf")
-    s = 0.0
-    u = 0.0
-    npinf = 0
+    # 2-d: Triton 3.6 spread [K, warps, 32]'s K over the warps (its layouts break ties between
+    # axes the other way round from 3.9's), and the threads then reduced across warps
+    lanes = tl.arange(0, K)[:, None] * LANES + tl.arange(0, LANES)[None, :]
+    m = tl.full([LANES], float("-inf"), tl.float32)
+    s = tl.zeros([LANES], tl.float32)
+    u = tl.zeros([LANES], tl.float32)
+    npinf = tl.zeros([LANES], tl.int32)
     nxt = tl.load(ptr + start + lanes, mask=(start + lanes < V) & (start + lanes < stop), other=float("-inf"))
-    # top_p's candidates: the threshold the first block sets (+inf: given up), the segment's count
+    # top_p's candidates: the threshold the first block sets, the segments' counts and overflows
     tabs = tl.full([], float("-inf"), tl.float32)
+    m0 = tl.full([], float("-inf"), tl.float32)
     cnt = tl.zeros([], tl.int32)
+    over = tl.zeros([], tl.int32)
     if COLLECT:
         n_blk = tl.maximum(tl.cdiv(tl.minimum(stop, V) - start, BLOCK), 1)
         target = tl.maximum((KSEG // n_blk) * 3 // 4, 1)
@@ -240,44 +246,58 @@ def _online_stats(
             tabs = _calibrate(x0, keep0, m0, target)
     for off in range(start, stop, BLOCK):
         offs = off + lanes
-        # the next block's load goes out before this block's reductions (2-5% on the H200)
+        # the next block's load goes out before this block's work (2-5% on the H200)
         x = nxt.to(tl.float32)
         o_n = offs + BLOCK
         nxt = tl.load(ptr + o_n, mask=(o_n < V) & (o_n < stop), other=float("-inf"))
         x = tl.where(x != x, float("-inf"), x)
-        npinf += tl.sum(tl.sum((x == float("inf")).to(tl.int32), axis=1), axis=0)
+        npinf += tl.sum((x == float("inf")).to(tl.int32), axis=0)
         if t != 1.0:
             x = tl.math.div_rn(x, t)
-        tm = tl.max(x, axis=1)
-        m_new = tl.maximum(m, tl.max(tm, axis=0))
+        bm = tl.max(x, axis=0)  # each thread's max of the block
+        m_new = tl.maximum(m, bm)
         ref = tl.where(m_new == float("-inf"), 0.0, m_new)
-        d = x - ref
+        d = x - ref[None, :]
         e = tl.exp(d)
         # e == 0 terms are skipped: with logits near the float limit, 0 * inf would be NaN
-        bu = tl.sum(tl.sum(tl.where(e > 0, e * d, 0.0), axis=1), axis=0)
+        bu = tl.sum(tl.where(e > 0, e * d, 0.0), axis=0)
         w = tl.where(m == float("-inf"), 0.0, tl.exp(m - ref))
         u = tl.where(w > 0, w * (u + (m - ref) * s), 0.0) + bu
-        s = s * w + tl.sum(tl.sum(e, axis=1), axis=0)
+        s = s * w + tl.sum(e, axis=0)
         m = m_new
         if SUMMARY % 2 == 1:
-            tiles = off // TILE + tiles_b
+            tiles = off // TILE + tl.arange(0, NTB)
+            if NTB == 1:  # the block (one reduction across the warps)
+                tm = tl.zeros([NTB], tl.float32) + tl.max(bm, axis=0)
+            elif TILE < LANES:  # (K = 1) NTB tiles along the row
+                tm = tl.max(tl.reshape(x, [NTB, TILE]), axis=1)
+            else:  # a tile per K // NTB of the K
+                tm = tl.max(tl.reshape(tl.max(x, axis=1), [NTB, K // NTB]), axis=1)
             tl.store(tmax_ptr + tiles, tm, mask=tiles < NT)
         if COLLECT:
-            keep = (x > float("-inf")) & (x < float("inf")) & (x >= tl.maximum(tabs, m - WINDOW))
+            # the window below the thread's running max or the first block's, whichever is higher
+            # (the program's running max would cost a reduction across the warps per block)
+            thr = tl.maximum(tabs, tl.maximum(m, m0) - WINDOW)
+            keep = (x > float("-inf")) & (x < float("inf")) & (x >= thr[None, :])
             ki = keep.to(tl.int32)
-            n = tl.sum(tl.sum(ki, axis=1), axis=0)
-            over = cnt + n > KSEG  # rare: the program gives up, its row takes the histogram round
-            tabs = tl.where(over, float("inf"), tabs)
-            if (n > 0) & (not over):
-                # slots in the block's order: the rows' ([BLOCK / TILE]) exclusive prefix, then along each
-                rs = tl.sum(ki, axis=1)
-                pos = cnt + (tl.cumsum(rs, axis=0) - rs)[:, None] + tl.cumsum(ki, axis=1) - 1
-                tl.store(seg_ptr + pos, x, mask=keep)
+            kt = tl.sum(ki, axis=0)  # per thread
+            n = tl.sum(kt, axis=0)
+            over = tl.maximum(over, (cnt + n > KSEG).to(tl.int32))
+            if (n > 0) & (over == 0):
+                # slots in the block's order: the threads' exclusive prefix, then along each thread's K
+                pos = cnt + (tl.cumsum(kt, axis=0) - kt)[None, :] + tl.cumsum(ki, axis=0) - 1
+                # stored flat: a 2-d scattered store's layout follows ties between its axes, which
+                # Triton 3.6 broke the other way (its layout conversions cost more than the pass)
+                tl.store(seg_ptr + tl.reshape(pos, [BLOCK]), tl.reshape(x, [BLOCK]), mask=tl.reshape(keep, [BLOCK]))
                 cnt += n
+    mx = tl.max(m, axis=0)
+    w = tl.where(m == float("-inf"), 0.0, tl.exp(m - mx))
+    s_all = tl.sum(s * w, axis=0)
+    u_all = tl.sum(tl.where(w > 0, w * (u + (m - mx) * s), 0.0), axis=0)
     if COLLECT:
-        tl.store(pth_ptr, tl.maximum(tabs, m - WINDOW))
+        tl.store(pth_ptr, tl.where(over != 0, float("inf"), tl.maximum(tabs, mx - WINDOW)))
         tl.store(pcnt_ptr, cnt)
-    return m, s, u, npinf
+    return mx, s_all, u_all, tl.sum(npinf, axis=0)
 
 
 @triton.jit
@@ -299,6 +319,7 @@ def _stats_of_row(
     BLOCK: tl.constexpr,
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
+    LANES: tl.constexpr,
 ):
     """`_online_stats` collecting top_p's candidates only on rows with top_p < 1, so that a mixed
     batch's other rows skip their cost. Two loops under a branch per program: a branch inside the
@@ -307,14 +328,18 @@ def _stats_of_row(
     if SUMMARY >= 2:
         if tl.load(fp_ptr + F_TOP_P * B + row) < 1.0:
             r = _online_stats(
-                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY
-            )
+                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY,
+                LANES,
+            )  # fmt: skip
         else:
             r = _online_stats(
-                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY - 2
-            )
+                ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY - 2,
+                LANES,
+            )  # fmt: skip
     else:
-        r = _online_stats(ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY)
+        r = _online_stats(
+            ptr, start, stop, V, t, tmax_row, seg_ptr, pth_ptr, pcnt_ptr, NT, KSEG, BLOCK, TILE, SUMMARY, LANES
+        )
     return r
 
 
@@ -361,6 +386,7 @@ def _partial_stats(
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
     KSEG: tl.constexpr,
+    LANES: tl.constexpr,
 ):
     row = tl.program_id(0)
     c = tl.program_id(1)
@@ -377,7 +403,7 @@ def _partial_stats(
     seg = seg_ptr + o.to(tl.int64) * KSEG
     mm, ss, uu, nn = _stats_of_row(
         ptr, start, start + chunk, V, t, tmax_row, seg, pth_ptr + o, pcnt_ptr + o, NT, KSEG, fp_ptr, B, row,
-        BLOCK, TILE, SUMMARY,
+        BLOCK, TILE, SUMMARY, LANES,
     )  # fmt: skip
     tl.store(part_ptr + o, mm)
     tl.store(part_ptr + B * C + o, ss)
@@ -452,6 +478,7 @@ def _edt_stats(
     TILE: tl.constexpr,
     SUMMARY: tl.constexpr,
     KSEG: tl.constexpr,
+    LANES: tl.constexpr,
 ):
     """Second pass for EDT rows: stats (tile maxima, top_p's candidates) of z / T_edt (other rows
     copy their first-pass partials and keep their summaries)."""
@@ -479,7 +506,7 @@ def _edt_stats(
             seg = seg_ptr + o.to(tl.int64) * KSEG
             mm, ss, uu, nn = _stats_of_row(
                 ptr, start, start + chunk, V, t, tmax_row, seg, pth_ptr + o, pcnt_ptr + o, NT, KSEG, fp_ptr, B,
-                row, BLOCK, TILE, SUMMARY,
+                row, BLOCK, TILE, SUMMARY, LANES,
             )  # fmt: skip
     tl.store(qart_ptr + o, mm)
     tl.store(qart_ptr + B * C + o, ss)

@@ -8,7 +8,7 @@
 # benchmark's JSON/CSV/Markdown (process_logits_gpu_kernels.*). Set BENCH=0 to skip the benchmark.
 # Extra arguments go to pytest (e.g. -k large_vocab to run a part within a short device slot).
 # On a fresh machine compiling the kernel variants takes most of the run (the 93 tests took
-# about 269 s on an H200, 2026-12-03 17:30 UTC; with a warm cache 15 tests take 15 s): Triton's cache is kept in .triton-cache/
+# about 269-314 s on an H200, 2026-12-03/04; with a warm cache 15 tests take 15 s): Triton's cache is kept in .triton-cache/
 # (git-ignored; TRITON_CACHE_DIR overrides), so a machine that keeps that folder, or is given a
 # copy of it, reuses the compiled kernels.
 set -euo pipefail

@@ -4,7 +4,8 @@ Stages, each one launch for the whole (possibly mixed) batch:
 
 1. ``_partial_stats``, grid (B, C): each program reads one chunk of a row and writes its
    softmax statistics relative to the chunk's own max: max m, sum of exp(z - m), sum of
-   exp(z - m) * (z - m) (for the entropy) and the number of +inf logits. One read of the logits.
+   exp(z - m) * (z - m) (for the entropy) and the number of +inf logits (each thread keeps its
+   own, combined at the end: `_online_stats`). One read of the logits.
    With top_k rows it also writes each tile's (block's) max and, on top_p rows, copies top_p's
    candidates to a segment per program (below). EDT rows need their temperature from the
    unscaled entropy first, so with EDT in the batch the kernel runs twice: unscaled, then
@@ -15,8 +16,9 @@ Stages, each one launch for the whole (possibly mixed) batch:
    1 < k < V, top_p for rows with top_p < 1) and, from the tile maxima, a lower bound on k's cut.
 3. Only when a row of the batch has a target, per target kind (k, then top_p): exact selection
    without a sort. Round 0: for k, ``_sel_first`` (grid (B, C)) copies the elements at or above
-   the bound, and ``_sel_first_resolve`` (grid (B,)) reads the cut off them; for top_p the
-   resolve reads it off the statistics pass's segments. Rows it leaves (no bound, more
+   the bound, and ``_sel_first_resolve`` (grid (B,)) reads the cut off them; for top_p
+   ``_seg_bins`` (grid (B, C)) bins the statistics pass's segments and the resolve reads the cut
+   off them. Rows it leaves (no bound, more
    candidates than the buffer, top_p candidates short of top_p's mass) go through up to two
    histogram rounds (``_sel_hist``, then ``_sel_collect``, grid (B, C), whose last program per
    row resolves the round: `_last_arrival`) and, last, one program per row (``_select``). For
@@ -30,7 +32,7 @@ read) hold the cut: sorted when at most 256, else bisected on the floats' order 
 value whose count at or above reaches k).
 
 Round 0 of top_p: each program of the statistics pass copies, without atomics, every finite
-element >= max(its running max - WINDOW, a threshold its first block sets so that the segment
+element >= max(a running max - WINDOW, a threshold its first block sets so that the segment
 fills to about 3/4) into its segment (`_online_stats`); a program whose segment would overflow
 gives up. Each segment then holds every element of its chunk >= its final threshold, so the row's
 segments hold every element >= lo, the highest of those thresholds. Where their mass reaches

@@ -230,7 +230,7 @@ def _online_stats(
     u = tl.zeros([LANES], tl.float32)
     npinf = tl.zeros([LANES], tl.int32)
     nxt = tl.load(ptr + start + lanes, mask=(start + lanes < V) & (start + lanes < stop), other=float("-inf"))
-    # top_p's candidates: the threshold the first block sets, the segments' counts and overflows
+    # top_p's candidates: the threshold and the max the first block sets, the count, an overflow
     tabs = tl.full([], float("-inf"), tl.float32)
     m0 = tl.full([], float("-inf"), tl.float32)
     cnt = tl.zeros([], tl.int32)

@@ -175,9 +175,9 @@ def apply_rules_cuda(
     sel_sizes = [7 * rc, rows, rows, rows * (cand_cap + k.SMALL), 2 * rows, 2 * rows, rows * n_tiles, n_seg, n_pth]
     f_sizes = (3 * rc,) * n_parts + (2 * rows,) + (tuple(sel_sizes) if select else ())
     split = has_p and SPLIT_RESOLVE
-    n_bin_cnt = rows * min(bins, RESOLVE_BINS) if split else 1  # `_seg_bins`'s counts
-    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth, n_bin_cnt) if select else ())
     resolve_bins = min(bins, RESOLVE_BINS)  # tests' small bins reach the narrowing rounds
+    n_bin_cnt = rows * resolve_bins if split else 1  # `_seg_bins`'s counts
+    i_sizes = (rc,) * n_parts + (rows,) + ((2 * rc, rows * zs, n_pth, n_bin_cnt) if select else ())
     # float64: the normaliser, k (int64), top_p's per-bin masses in round 0's resolve (int64)
     n_bin_mass = rows * resolve_bins if has_p else 1
     d_sizes = (rows, rows, n_bin_mass) if select else ()

@@ -1192,6 +1192,16 @@ def _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG: tl.constexpr, SEG: tl
 
 
 @triton.jit
+def _bin_masses(c, ok, hi2, lo, mx, scale, hm_ptr, NBINS: tl.constexpr):
+    """Bins a block of candidates over [lo, mx]: adds the valid ones' masses (`_fixed`, so that
+    the atomics' order does not matter) into hm_ptr's bins; returns the block's count histogram
+    (padding and values below lo land in the last bin, "below")."""
+    b = _bin_of(c, hi2, lo, mx, scale, NBINS)
+    tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
+    return tl.histogram(b, NBINS)
+
+
+@triton.jit
 def _cut_by_bin_masses(
     cand,
     n_c,
@@ -1238,9 +1248,7 @@ def _cut_by_bin_masses(
         h = tl.zeros([NBINS], tl.int32)
         for off in range(0, n_c, BLOCK):
             c, ok = _cand_block(cand, n_c, off, lanes, lo, pcnt_row, KSEG, SEG)
-            b = _bin_of(c, hi2, lo, mx, scale, NBINS)  # the padding lands in the last bin, "below"
-            h += tl.histogram(b, NBINS)
-            tl.atomic_add(hm_ptr + b, _fixed(tl.exp(c - mx)), mask=ok, sem="relaxed")
+            h += _bin_masses(c, ok, hi2, lo, mx, scale, hm_ptr, NBINS)
         tl.debug_barrier()  # every thread's atomics before the reads (which bypass L1: .cg)
         hm = tl.load(hm_ptr + bins, cache_modifier=".cg")
     cum = tl.cumsum(hm, axis=0).to(tl.float64) / FIX_SCALE * inv_s
@@ -1331,10 +1339,7 @@ def _seg_bins(
             h = tl.zeros([NBINS], tl.int32)
             for off in range(0, n, BLOCK):
                 v = tl.load(seg + off + lanes, mask=off + lanes < n, other=float("-inf"))
-                ok = (off + lanes < n) & (v >= lo)
-                b = _bin_of(v, hi2, lo, mx, scale, NBINS)  # padding and values below lo: the last bin
-                h += tl.histogram(b, NBINS)
-                tl.atomic_add(hm + b, _fixed(tl.exp(v - mx)), mask=ok, sem="relaxed")
+                h += _bin_masses(v, (off + lanes < n) & (v >= lo), hi2, lo, mx, scale, hm, NBINS)
             tl.atomic_add(hc_ptr + row.to(tl.int64) * NBINS + bins, h, mask=h > 0, sem="relaxed")
 
 
